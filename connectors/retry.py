@@ -1,0 +1,49 @@
+"""Retry with tenacity: exponential backoff with jitter, Retry-After honoured up to a bound."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+import tenacity
+
+from connectors.errors import Category, ConnectorError
+from connectors.runtime import RetryPolicy
+
+T = TypeVar("T")
+
+# Errors raised before the remote system was asked: retrying here would only block a worker.
+_NEVER_RETRIED = {Category.UNAVAILABLE}
+
+
+def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
+    if not isinstance(exc, ConnectorError) or exc.permanent or exc.category in _NEVER_RETRIED:
+        return False
+    if exc.retry_after is not None and exc.retry_after > policy.max_retry_after:
+        return False  # the caller (a task) reschedules itself instead of a worker sleeping
+    return True
+
+
+def backoff_seconds(policy: RetryPolicy, attempt_number: int, rng: Callable[[], float] = random.random) -> float:
+    """Backoff before retry ``attempt_number`` (1-based): initial * 2^(n-1), times a jitter factor."""
+    base = min(policy.initial_backoff * (2 ** (attempt_number - 1)), policy.max_backoff)
+    factor = 1 - policy.jitter + 2 * policy.jitter * rng()
+    return base * factor
+
+
+def call_with_retry(policy: RetryPolicy, fn: Callable[[], T], *, sleep: Callable[[float], None]) -> T:
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ConnectorError) and exc.retry_after is not None:
+            return min(exc.retry_after, policy.max_retry_after)
+        return backoff_seconds(policy, state.attempt_number)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.max_retries + 1),
+        wait=wait,
+        retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, policy)),
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(fn)
