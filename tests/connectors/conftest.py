@@ -1,0 +1,1 @@
+"""tests/connectors/ runs without Django settings: nothing here may import Django."""
