@@ -1,0 +1,62 @@
+"""Live integration events for the browser: one WebSocket per logged-in user at /ws/integrations/.
+
+Every worker publishes to one channel-layer group; each consumer forwards only the events of the
+integrations its user may see (``Integration.objects.visible_to``), re-reading that set when an
+integration is created, changed or deleted, and at least every few seconds (group membership).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from integrations.models import Integration
+from integrations.observability import EVENTS_GROUP
+
+_REFRESH_SECONDS = 10.0
+_MEMBERSHIP_EVENTS = {"created", "updated", "deleted"}
+
+
+@database_sync_to_async
+def visible_ids(user: Any) -> set[str]:
+    return set(Integration.objects.visible_to(user).values_list("id", flat=True))
+
+
+class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)  # before accept: the handshake is refused (HTTP 403)
+            return
+        self.user = user
+        self.visible = await visible_ids(user)
+        self.visible_at = time.monotonic()
+        await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
+        await self.accept()
+        await self.send_json({"event": "hello", "integrations": sorted(self.visible)})
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "user"):
+            await self.channel_layer.group_discard(EVENTS_GROUP, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The socket is push-only; a ping gets a pong so clients can check it is alive."""
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"event": "pong"})
+
+    async def hub_event(self, message: dict[str, Any]) -> None:
+        payload = message["payload"]
+        integration_id = payload.get("integration")
+        stale = time.monotonic() - self.visible_at > _REFRESH_SECONDS
+        if payload.get("event") in _MEMBERSHIP_EVENTS or stale:
+            was_visible = integration_id in self.visible
+            self.visible = await visible_ids(self.user)
+            self.visible_at = time.monotonic()
+            if payload.get("event") == "deleted" and was_visible:
+                await self.send_json(payload)
+                return
+        if integration_id in self.visible:
+            await self.send_json(payload)

@@ -1,0 +1,145 @@
+"""Celery tasks: thin adapters over services. They take integration ids only (never credentials),
+are acknowledged late (a task whose worker dies runs again), have time limits, are safe to run twice,
+and reschedule transient failures with the error's retry_after rather than sleeping a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.result import AsyncResult
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import services
+from integrations.models import EventType, Integration, IntegrationEvent, Status
+
+log = logging.getLogger(__name__)
+
+_COMMON: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+
+
+def _already_done(task: Any) -> dict[str, Any] | None:
+    """A message delivered again after the task finished (the worker died before the ack): reuse the result."""
+    if not task.request.delivery_info or not task.request.delivery_info.get("redelivered"):
+        return None
+    previous = AsyncResult(task.request.id, app=task.app)
+    return previous.result if previous.state == "SUCCESS" and isinstance(previous.result, dict) else None
+
+
+def _reschedule(task: Any, result: dict[str, Any]) -> None:
+    """Retry a transient failure later: the error's retry_after, else exponential backoff with jitter."""
+    if not result.get("retryable") or task.request.retries >= task.max_retries:
+        return
+    countdown = result.get("retry_after") or min(60.0, 2.0 ** task.request.retries) * random.uniform(0.75, 1.25)
+    raise task.retry(countdown=countdown)
+
+
+def _is_final(task: Any) -> bool:
+    return bool(task.request.retries >= task.max_retries)
+
+
+@shared_task(name="integrations.connect", max_retries=4, soft_time_limit=60, time_limit=90, **_COMMON)
+def connect_integration(self: Any, integration_id: str) -> dict[str, Any]:
+    done = _already_done(self)
+    if done is not None:
+        return done
+    try:
+        result = services.connect(integration_id, final=_is_final(self))
+    except SoftTimeLimitExceeded:
+        integration = Integration.objects.filter(pk=integration_id).first()
+        if integration is not None:
+            services.set_status(integration, Status.ERROR, message="timeout: connect took too long")
+        return {"ok": False, "category": "timeout", "message": "connect took too long", "retryable": False}
+    _reschedule(self, result)
+    return result
+
+
+@shared_task(name="integrations.disconnect", max_retries=0, soft_time_limit=30, time_limit=60, **_COMMON)
+def disconnect_integration(self: Any, integration_id: str) -> dict[str, Any]:
+    return services.disconnect(integration_id)
+
+
+@shared_task(name="integrations.test", max_retries=0, soft_time_limit=60, time_limit=90, **_COMMON)
+def test_integration(self: Any, integration_id: str) -> dict[str, Any]:
+    done = _already_done(self)
+    if done is not None:
+        return done
+    return services.test(integration_id)
+
+
+@shared_task(name="integrations.health_check", max_retries=0, soft_time_limit=30, time_limit=45,
+             # A check is only worth running near its schedule: a backlog of stale ones would be noise.
+             expires=120, **_COMMON)
+def health_check_integration(self: Any, integration_id: str) -> dict[str, Any]:
+    done = _already_done(self)
+    if done is not None:
+        return done
+    try:
+        return services.health_check(integration_id)
+    except SoftTimeLimitExceeded:
+        return {"ok": False, "category": "timeout", "message": "health check took too long"}
+
+
+def due_for_check(now: Any = None) -> list[tuple[str, Any]]:
+    """(id, last_checked_at) of enabled, watched integrations whose own interval has elapsed.
+
+    Compared in Python: interval arithmetic on a column differs on every database engine, and the
+    rows are three small columns each.
+    """
+    now = now or timezone.now()
+    rows = Integration.objects.filter(enabled=True, status__in=services.CHECKED_STATUSES).values_list(
+        "id", "last_checked_at", "health_check_interval"
+    )
+    return [
+        (integration_id, last)
+        for integration_id, last, interval in rows
+        if last is None or last + timedelta(seconds=interval) <= now
+    ]
+
+
+@shared_task(name="integrations.dispatch_health_checks", bind=True, acks_late=False, soft_time_limit=20,
+             time_limit=30, expires=30)
+def dispatch_health_checks(self: Any) -> dict[str, Any]:
+    """Beat calls this every few seconds: enqueue one check per due integration, once.
+
+    Claiming is a conditional UPDATE of last_checked_at per row (only if unchanged), so two
+    dispatchers racing (beat restarted, a slow run overlapping the next) never enqueue one check twice.
+    """
+    now = timezone.now()
+    claimed_ids: list[str] = []
+    with transaction.atomic():  # one commit for the whole batch, not one per row
+        for integration_id, last_checked_at in due_for_check(now):
+            rows = Integration.objects.filter(pk=integration_id)
+            rows = rows.filter(last_checked_at=last_checked_at) if last_checked_at else rows.filter(
+                last_checked_at__isnull=True)
+            if rows.update(last_checked_at=now):
+                claimed_ids.append(integration_id)
+    for integration_id in claimed_ids:
+        health_check_integration.apply_async(args=[integration_id])
+    return {"enqueued": len(claimed_ids)}
+
+
+@shared_task(name="integrations.prune_events", bind=True, soft_time_limit=300, time_limit=360)
+def prune_events(self: Any) -> dict[str, Any]:
+    """Health-check events older than HEALTH_EVENT_RETENTION_DAYS go; config and status history stays."""
+    cutoff = timezone.now() - timedelta(days=settings.HEALTH_EVENT_RETENTION_DAYS)
+    deleted, _ = IntegrationEvent.objects.filter(type=EventType.HEALTH_CHECK, created_at__lt=cutoff).delete()
+    return {"deleted": deleted}
+
+
+@shared_task(name="integrations.release_stuck_connects", bind=True, soft_time_limit=30, time_limit=60)
+def release_stuck_connects(self: Any) -> dict[str, Any]:
+    """A connect whose every delivery was lost (e.g. Redis wiped) must not stay `connecting` forever."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CONNECT_STUCK_SECONDS)
+    released = 0
+    for integration in Integration.objects.filter(status=Status.CONNECTING, updated_at__lt=cutoff):
+        services.set_status(integration, Status.ERROR, message="connect did not finish; try connecting again")
+        released += 1
+    return {"released": released}
