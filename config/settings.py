@@ -150,6 +150,53 @@ LOGIN_REDIRECT_URL = "/integrations"
 # Hub behaviour.
 HEALTH_EVENT_RETENTION_DAYS = env_int("HEALTH_EVENT_RETENTION_DAYS", 14, minimum=1)
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+METRICS_TOKEN = env_str("METRICS_TOKEN")  # `Authorization: Bearer <token>` may read /metrics
+# Health-check hysteresis: one failure degrades, this many in a row is an error; this many successes recover.
+HEALTH_FAILURES_TO_ERROR = env_int("HEALTH_FAILURES_TO_ERROR", 3, minimum=1)
+HEALTH_SUCCESSES_TO_RECOVER = env_int("HEALTH_SUCCESSES_TO_RECOVER", 2, minimum=1)
+HEALTH_DISPATCH_SECONDS = env_int("HEALTH_DISPATCH_SECONDS", 5, minimum=1)
+# A connect still "connecting" after this long lost its task (e.g. the whole worker died): marked error.
+CONNECT_STUCK_SECONDS = env_int("CONNECT_STUCK_SECONDS", 300, minimum=30)
+HUB_LIVE_CONNECTORS_MAX = env_int("HUB_LIVE_CONNECTORS_MAX", 256, minimum=1)
+
+# Celery (config/celery.py): Redis is broker and result backend; operation ids are task ids.
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again ...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ... including when its pool process is killed
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 90
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# An unacknowledged message of a worker that died outright comes back after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=5)}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 5.0}}
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_STORE_EAGER_RESULT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# DatabaseScheduler copies these into PeriodicTask rows at start-up (visible in the admin).
+CELERY_BEAT_SCHEDULE = {
+    "hub: dispatch health checks": {
+        "task": "integrations.dispatch_health_checks",
+        "schedule": float(HEALTH_DISPATCH_SECONDS),
+    },
+    "hub: prune old events": {"task": "integrations.prune_events", "schedule": 3600.0},
+    "hub: release stuck connects": {"task": "integrations.release_stuck_connects", "schedule": 60.0},
+}
+
+# Channels: the layer every process publishes live events through.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60, "prefix": "hub-asgi"},
+    }
+}
 
 # Production hardening (checked by `manage.py check --deploy`).
 if not DEBUG:
