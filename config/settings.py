@@ -33,37 +33,44 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 
-def _credentials_key() -> str:
-    """CREDENTIALS_KEY encrypts stored credentials; it is never SECRET_KEY.
-
-    In development a key file (mode 0600) is created in DATA_DIR when the variable is unset.
-    """
-    key = env_str("CREDENTIALS_KEY")
-    if key is None:
-        key_file = DATA_DIR / "credentials.key"
-        if key_file.exists():
-            key = key_file.read_text().strip()
-        elif DEBUG:
-            DATA_DIR.mkdir(parents=True, exist_ok=True)
-            key = secrets.token_urlsafe(48)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(key + "\n")
-            print(f"Created a development credentials key in {key_file} (mode 0600).", file=sys.stderr)
-        else:
-            raise ImproperlyConfigured(
-                "CREDENTIALS_KEY must be set when DEBUG is off (it encrypts stored credentials; "
-                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-            )
+def _check_credentials_key(key: str, source: str) -> str:
     key = key.strip()
     if len(key) < 32:
-        raise ImproperlyConfigured("CREDENTIALS_KEY must be at least 32 characters long")
+        raise ImproperlyConfigured(f"{source} must be at least 32 characters long")
     if key == SECRET_KEY:
-        raise ImproperlyConfigured("CREDENTIALS_KEY must differ from SECRET_KEY")
+        raise ImproperlyConfigured(f"{source} must differ from SECRET_KEY")
     return key
 
 
+def _credentials_key() -> str:
+    """CREDENTIALS_KEY encrypts stored credentials; it is never SECRET_KEY.
+
+    In development a key file (mode 0600) is created in DATA_DIR when the variable is unset. With
+    DEBUG off the file is ignored: a production server names its key explicitly.
+    """
+    key = env_str("CREDENTIALS_KEY")
+    if key is not None:
+        return _check_credentials_key(key, "CREDENTIALS_KEY")
+    key_file = DATA_DIR / "credentials.key"
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "CREDENTIALS_KEY must be set when DEBUG is off (it encrypts stored credentials; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if not key_file.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48) + "\n")
+        print(f"Created a development credentials key in {key_file} (mode 0600).", file=sys.stderr)
+    return _check_credentials_key(key_file.read_text(), f"the development key in {key_file}")
+
+
 CREDENTIALS_KEY = _credentials_key()
+# Older keys still accepted for reading (comma-separated) while `manage.py rotate_credentials_key` runs.
+CREDENTIALS_KEY_FALLBACKS = [
+    _check_credentials_key(k, "each CREDENTIALS_KEY_FALLBACKS entry") for k in env_list("CREDENTIALS_KEY_FALLBACKS", [])
+]
 # django-cryptography reads these.
 CRYPTOGRAPHY_KEY = CREDENTIALS_KEY
 CRYPTOGRAPHY_SALT = "integration-hub.credentials"
@@ -87,6 +94,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (admin CSS) straight from Daphne
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
