@@ -13,7 +13,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -21,6 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from connectors import registry
 from connectors.errors import ConnectorError
+from integrations import services
+from integrations.api.permissions import can_manage
 from integrations.models import AuthType, Integration, IntegrationEvent, Status
 
 logger = logging.getLogger(__name__)
@@ -40,8 +43,6 @@ def _visible(request: HttpRequest) -> Any:
 
 def _metrics(integration_id: str) -> dict[str, Any] | None:
     """Metrics live in Redis; a dashboard that cannot reach it still lists integrations."""
-    from integrations import services
-
     try:
         return services.get_metrics(integration_id)
     except Exception:  # the page stays useful; the failure is logged, not hidden
@@ -80,16 +81,36 @@ def _kind_label(kind: str) -> str:
     return dict(registry.choices()).get(kind, kind)
 
 
-def _oauth_start_url(integration: Integration) -> str | None:
-    """The OAuth helper's start view, when the kind and the auth type use OAuth2."""
-    if integration.auth_type != AuthType.OAUTH2:
-        return None
+def _oauth_start(integration_id: str) -> str | None:
     for name in ("oauth:start", "oauth_start", "oauth2:start"):
         try:
-            return reverse(name, args=[integration.id])
+            return reverse(name, args=[integration_id])
         except NoReverseMatch:
             continue
     return None
+
+
+def _oauth_start_url(integration: Integration) -> str | None:
+    """The OAuth helper's start view, when the integration authenticates with OAuth2."""
+    if integration.auth_type != AuthType.OAUTH2:
+        return None
+    return _oauth_start(integration.id)
+
+
+# Statuses summed up as "need attention" on the list.
+PROBLEM_STATUSES = {Status.DEGRADED, Status.ERROR, Status.RECONNECT_REQUIRED}
+
+
+def _status_counts(integrations: Any) -> dict[str, int]:
+    counts = {"connected": 0, "problem": 0, "disconnected": 0}
+    for row in integrations.values("status").annotate(n=Count("id")).order_by():
+        if row["status"] == Status.CONNECTED:
+            counts["connected"] += row["n"]
+        elif row["status"] in PROBLEM_STATUSES:
+            counts["problem"] += row["n"]
+        elif row["status"] == Status.DISCONNECTED:
+            counts["disconnected"] += row["n"]
+    return counts
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -140,6 +161,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
         {
             "rows": rows,
             "total": total,
+            "counts": _status_counts(visible),
             "filtered": bool(query or kind or status),
             "query": query,
             "kind": kind,
@@ -160,6 +182,9 @@ def integration_new(request: HttpRequest) -> HttpResponse:
         {
             "kinds": registry.choices(),
             "selected_kind": kind if kind in registry.kinds() else "",
+            "auth_type_labels": dict(AuthType.choices),
+            # The OAuth start URL of an integration not created yet: the script swaps in the id.
+            "oauth_start_template": _oauth_start("__id__"),
         },
     )
 
@@ -181,6 +206,7 @@ def integration_detail(request: HttpRequest, integration_id: str) -> HttpRespons
             "events": events,
             "oauth_start_url": _oauth_start_url(integration),
             "reconnect_required": integration.status == Status.RECONNECT_REQUIRED,
+            "can_manage": can_manage(request.user, integration),
         },
     )
 
@@ -196,11 +222,13 @@ def integration_action(request: HttpRequest, integration_id: str, action: str) -
     if action not in ACTIONS:
         raise Http404("unknown action")
     integration = get_object_or_404(_visible(request), pk=integration_id)
-    from integrations import services
-
     function_name, done = ACTIONS[action]
-    getattr(services, function_name)(integration.id, actor=_actor(request))
-    messages.success(request, done)
+    try:
+        getattr(services, function_name)(integration.id, actor=_actor(request))
+    except ConnectorError as exc:  # e.g. connecting a disabled integration
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
     return redirect("dashboard:detail", integration.id)
 
 
@@ -209,9 +237,9 @@ def integration_action(request: HttpRequest, integration_id: str, action: str) -
 def integration_delete(request: HttpRequest, integration_id: str) -> HttpResponse:
     """GET asks for confirmation (the no-JS path; scripts confirm in a dialog); POST deletes."""
     integration = get_object_or_404(_visible(request), pk=integration_id)
+    if not can_manage(request.user, integration):
+        raise PermissionDenied("Only the integration's owner or staff may delete it.")
     if request.method == "POST":
-        from integrations import services
-
         services.delete_integration(integration.id, actor=_actor(request))
         messages.success(request, f"Deleted {integration.name} ({integration.id}). Its event history is kept.")
         return redirect("dashboard:list")
