@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.observability import healthz_view, metrics_view
 
@@ -9,6 +11,10 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz_view, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/", include("integrations.api.urls")),
+    path("api-auth/", include("rest_framework.urls")),  # log in / out links of the browsable API
     path("", include("integrations.urls")),
     path("", RedirectView.as_view(url="/integrations", permanent=False)),
 ]

@@ -1,0 +1,304 @@
+"""What the API reads and writes. Credentials go in, never out: responses carry ``secrets`` (which are set).
+
+Config and credentials are checked against the kind's schema through ``connectors.registry`` so that a
+client gets field-level errors (``{"config": {"port": ["..."]}}``) before anything is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from connectors import registry
+from connectors.errors import ConfigError
+from integrations import services
+from integrations.models import AuthType, EventType, Integration, IntegrationEvent, slug_validator
+
+# Scheduled checks more than a week apart are a mistake, and an unbounded integer would overflow the column.
+MAX_HEALTH_CHECK_INTERVAL = 7 * 24 * 3600
+
+SECRETS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"type": "boolean"},
+    "description": "Which credential fields are stored (true) or not (false). Values are never returned.",
+    "example": {"password": True, "api_key": False},
+}
+CREDENTIALS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "nullable": True},
+    "description": "Write-only. Keys omitted on update keep their stored value; a key set to null clears it. "
+    "Fields per kind: GET /api/connector-types.",
+    "example": {"username": "hub", "password": "<secret>"},
+}
+CONFIG_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "Non-secret settings, validated against the kind's config_schema (GET /api/connector-types).",
+    "example": {"host": "db.example.com", "port": 5432, "database": "hr"},
+}
+
+
+def _contains_nul(value: Any) -> bool:
+    """PostgreSQL's jsonb refuses U+0000; catch it here as a 400 instead of a database error."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+@extend_schema_field(CONFIG_SCHEMA)
+class ConfigField(serializers.DictField):
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if _contains_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
+
+
+@extend_schema_field(CREDENTIALS_SCHEMA)
+class CredentialsField(serializers.DictField):
+    child = serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False)
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:integration-detail", read_only=True)
+    id = serializers.CharField(
+        max_length=63,
+        validators=[
+            slug_validator,
+            UniqueValidator(Integration.objects.all(), message="An integration with this id already exists."),
+        ],
+        help_text="Slug, chosen by the client: 2-63 lowercase letters, digits or underscores (e.g. bamboo_hr).",
+    )
+    kind = serializers.ChoiceField(
+        choices=registry.choices(),
+        error_messages={"invalid_choice": f'Unknown kind "{{input}}"; expected one of: {", ".join(registry.kinds())}.'},
+        help_text="Connector kind (GET /api/connector-types). Cannot change after creation.",
+    )
+    auth_type = serializers.ChoiceField(
+        choices=AuthType.choices, required=False, help_text="Defaults to the kind's first supported auth type."
+    )
+    config = ConfigField(required=False)
+    credentials = CredentialsField(required=False, write_only=True)
+    secrets = serializers.SerializerMethodField()
+    health_check_interval = serializers.IntegerField(
+        min_value=5, max_value=MAX_HEALTH_CHECK_INTERVAL, required=False, help_text="Seconds between health checks."
+    )
+    owner = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        help_text="User name of the owner; defaults to you. Only staff may assign another owner.",
+    )
+    shared_with = serializers.SlugRelatedField(
+        source="shared_with_groups",
+        slug_field="name",
+        many=True,
+        required=False,
+        queryset=Group.objects.all(),
+        help_text="Names of groups whose members may see and use (not change) this integration.",
+    )
+
+    class Meta:
+        model = Integration
+        fields = [
+            "url",
+            "id",
+            "name",
+            "kind",
+            "auth_type",
+            "config",
+            "credentials",
+            "secrets",
+            "enabled",
+            "health_check_interval",
+            "status",
+            "last_error",
+            "last_checked_at",
+            "config_version",
+            "owner",
+            "shared_with",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "status",
+            "last_error",
+            "last_checked_at",
+            "config_version",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(SECRETS_SCHEMA)
+    def get_secrets(self, obj: Integration) -> dict[str, bool]:
+        return obj.secret_fields_set
+
+    # Validation -----------------------------------------------------------------------------------------------
+    def validate_shared_with(self, groups: list[Group]) -> list[Group]:
+        user = self.context["request"].user
+        if user.is_staff:
+            return groups
+        own = set(user.groups.values_list("pk", flat=True))
+        foreign = sorted(g.name for g in groups if g.pk not in own)
+        if foreign:
+            raise serializers.ValidationError(f"You can only share with groups you belong to (not: {', '.join(foreign)}).")
+        return groups
+
+    def validate_owner(self, owner: Any) -> Any:
+        user = self.context["request"].user
+        if not user.is_staff and owner != user:
+            raise serializers.ValidationError("Only staff may assign another owner.")
+        return owner
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Integration | None = self.instance
+        if instance is not None:
+            if "id" in attrs and attrs["id"] != instance.id:
+                raise serializers.ValidationError({"id": ["The id cannot be changed."]})
+            if "kind" in attrs and attrs["kind"] != instance.kind:
+                raise serializers.ValidationError({"kind": ["The kind cannot be changed; create a new integration."]})
+            kind = instance.kind
+            auth_type = attrs.get("auth_type", instance.auth_type)
+            config = attrs.get("config", instance.config)
+            credentials = dict(instance.credentials or {})
+        else:
+            kind = attrs["kind"]
+            auth_type = attrs.get("auth_type") or registry.get(kind).auth_types[0]
+            attrs["auth_type"] = auth_type
+            config = attrs.get("config", {})
+            credentials = {}
+        # The same merge the service applies: absent keeps, null (or "") clears.
+        for name, value in (attrs.get("credentials") or {}).items():
+            if value in (None, ""):
+                credentials.pop(name, None)
+            else:
+                credentials[name] = value
+
+        errors: dict[str, Any] = {}
+        try:
+            registry.validate_config(kind, config)
+        except ConfigError as exc:
+            errors["config"] = exc.errors or {"non_field_errors": [exc.message]}
+        try:
+            registry.validate_credentials(kind, auth_type, credentials)
+        except ConfigError as exc:
+            field_errors = dict(exc.errors)
+            if "auth_type" in field_errors:
+                errors["auth_type"] = field_errors.pop("auth_type")
+            if field_errors:
+                errors["credentials"] = field_errors
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    # Writes go through the service layer (events, live pushes, connector invalidation) -----------------------
+    def create(self, validated_data: dict[str, Any]) -> Integration:
+        user = self.context["request"].user
+        groups = validated_data.pop("shared_with_groups", None)
+        validated_data.setdefault("owner", user)
+        with transaction.atomic():
+            try:
+                integration = services.create_integration(actor=user, **validated_data)
+            except ConfigError as exc:
+                raise serializers.ValidationError(exc.errors or {"non_field_errors": [exc.message]}) from None
+            if groups:
+                integration.shared_with_groups.set(groups)
+        return integration
+
+    def update(self, instance: Integration, validated_data: dict[str, Any]) -> Integration:
+        user = self.context["request"].user
+        groups = validated_data.pop("shared_with_groups", None)
+        validated_data.pop("id", None)
+        validated_data.pop("kind", None)
+        with transaction.atomic():
+            try:
+                integration = services.update_integration(instance, actor=user, **validated_data)
+            except ConfigError as exc:
+                raise serializers.ValidationError(exc.errors or {"non_field_errors": [exc.message]}) from None
+            if groups is not None:
+                integration.shared_with_groups.set(groups)
+        return integration
+
+
+class EventSerializer(serializers.ModelSerializer):
+    type = serializers.ChoiceField(choices=EventType.choices)
+
+    class Meta:
+        model = IntegrationEvent
+        fields = ["id", "integration_ref", "type", "created_at", "ok", "latency_ms", "actor", "message", "detail"]
+        read_only_fields = fields
+
+
+class OperationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    operation = serializers.ChoiceField(choices=["connect", "disconnect", "test"], allow_null=True)
+    integration = serializers.CharField(allow_null=True, help_text="The integration's id.")
+    state = serializers.ChoiceField(choices=["pending", "running", "succeeded", "failed"])
+    result = serializers.JSONField(allow_null=True, help_text="What the worker reported, once finished.")
+    url = serializers.URLField(help_text="Where to follow the operation (also sent as the Location header).")
+
+
+class CredentialFieldSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    secret = serializers.BooleanField()
+    required_for = serializers.ListField(child=serializers.CharField())
+    help = serializers.CharField(allow_blank=True)
+
+
+class ConnectorTypeSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    family = serializers.CharField()
+    auth_types = serializers.ListField(child=serializers.CharField())
+    config_schema = serializers.JSONField(help_text="JSON Schema of the kind's config.")
+    credential_fields = CredentialFieldSerializer(many=True)
+
+
+class MetricsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    avg_latency_ms = serializers.FloatField(allow_null=True)
+    p95_latency_ms = serializers.FloatField(allow_null=True)
+    uptime_seconds = serializers.FloatField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True, allow_blank=True)
+
+
+class HealthIntegrationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    enabled = serializers.BooleanField()
+    last_checked_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+
+
+class HealthSerializer(serializers.Serializer):
+    """``services.health_summary`` over the integrations visible to the caller."""
+
+    overall = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy", "empty"])
+    total = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Integrations per status.")
+    integrations = HealthIntegrationSerializer(many=True)
+
+
+class IntegrationUpdateSerializer(IntegrationSerializer):
+    """PUT / PATCH: the URL names the integration and its kind is fixed, so neither is needed in the body
+    (a full representation may still carry them; a different value is a 400)."""
+
+    id = serializers.CharField(required=False, help_text="Optional; must equal the id in the URL.")
+    kind = serializers.CharField(required=False, help_text="Optional; must equal the stored kind.")

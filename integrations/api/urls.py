@@ -1,0 +1,22 @@
+"""/api/...: every route answers with and without a trailing slash (the seed's clients use none)."""
+
+from __future__ import annotations
+
+from django.urls import re_path
+from rest_framework.routers import DefaultRouter
+
+from integrations.api import views
+
+app_name = "api"
+
+router = DefaultRouter()
+router.trailing_slash = "/?"  # the constructor only takes a boolean
+router.register("integrations", views.IntegrationViewSet, basename="integration")
+router.register(r"integrations/(?P<integration_id>[^/.]+)/events", views.IntegrationEventViewSet, basename="integration-events")
+router.register("connector-types", views.ConnectorTypeViewSet, basename="connector-type")
+
+urlpatterns = [
+    re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
+    re_path(r"^operations/(?P<operation_id>[^/.]+)/?$", views.OperationView.as_view(), name="operation-detail"),
+    *router.urls,
+]

@@ -1,0 +1,237 @@
+"""REST endpoints: thin adapters over ``integrations.services`` and the models.
+
+Work that talks to an outside system (connect, disconnect, test) runs in a Celery worker: the API
+answers 202 with an operation to follow at /api/operations/{id}, or, with ``?wait=<seconds>``, the
+finished result (200) when the worker is done within that time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import filters, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from connectors import registry
+from connectors.errors import ConfigError
+from integrations import services
+from integrations.api.filters import EventFilter, IntegrationFilter
+from integrations.api.permissions import IntegrationPermission
+from integrations.api.serializers import (
+    ConnectorTypeSerializer,
+    EventSerializer,
+    HealthSerializer,
+    IntegrationSerializer,
+    IntegrationUpdateSerializer,
+    MetricsSerializer,
+    OperationSerializer,
+)
+from integrations.models import Integration, IntegrationEvent
+
+MAX_WAIT_SECONDS = 30.0
+FINISHED_STATES = frozenset({"succeeded", "failed"})
+
+WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    OpenApiTypes.NUMBER,
+    OpenApiParameter.QUERY,
+    description=f"Seconds (0-{MAX_WAIT_SECONDS:g}) to wait for the worker; the result comes inline (200) if it "
+    "finishes in time, else 202 as without it.",
+)
+OPERATION_RESPONSES = {
+    200: OpenApiResponse(OperationSerializer, description="Finished within ?wait= (state succeeded or failed)."),
+    202: OpenApiResponse(OperationSerializer, description="Accepted: follow the operation at its url / Location."),
+}
+
+
+def _wait_seconds(request: Request) -> float:
+    raw = request.query_params.get("wait")
+    if raw in (None, ""):
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValidationError({"wait": [f"A number of seconds between 0 and {MAX_WAIT_SECONDS:g} is required."]}) from None
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:  # also refuses nan and inf
+        raise ValidationError({"wait": [f"Must be between 0 and {MAX_WAIT_SECONDS:g} seconds."]})
+    return seconds
+
+
+def _operation_body(request: Request, state: dict[str, Any]) -> dict[str, Any]:
+    url = request.build_absolute_uri(reverse("api:operation-detail", args=[state["id"]]))
+    return {
+        "id": state["id"],
+        "operation": state.get("operation"),
+        "integration": state.get("integration"),
+        "state": state["state"],
+        "result": state.get("result"),
+        "url": url,
+    }
+
+
+def _service_errors(exc: ConfigError) -> ValidationError:
+    """A refusal from the service layer (e.g. connecting a disabled integration) as a 400 with fields."""
+    return ValidationError(exc.errors or {"detail": exc.message})
+
+
+def operation_response(request: Request, operation_id: str) -> Response:
+    wait = _wait_seconds(request)
+    state = services.wait_for_operation(operation_id, wait) if wait else services.operation_status(operation_id)
+    body = _operation_body(request, state)
+    if state["state"] in FINISHED_STATES:
+        return Response(body, status=status.HTTP_200_OK)
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the integrations visible to you"),
+    create=extend_schema(summary="Create an integration (you become its owner)"),
+    retrieve=extend_schema(summary="One integration"),
+    update=extend_schema(
+        summary="Replace an integration's settings (owner or staff)", responses=IntegrationSerializer
+    ),
+    partial_update=extend_schema(
+        summary="Change some of an integration's settings (owner or staff)", responses=IntegrationSerializer
+    ),
+    destroy=extend_schema(summary="Disconnect and delete an integration; its event history is kept (owner or staff)"),
+)
+class IntegrationViewSet(viewsets.ModelViewSet):
+    serializer_class = IntegrationSerializer
+    permission_classes = [IsAuthenticated, IntegrationPermission]
+    filterset_class = IntegrationFilter
+    filter_backends = [*viewsets.ModelViewSet.filter_backends, filters.SearchFilter]
+    search_fields = ["id", "name"]
+    ordering_fields = ["id", "name", "kind", "status", "enabled", "created_at", "updated_at", "last_checked_at"]
+    ordering = ["id"]
+    lookup_value_regex = "[^/.]+"
+
+    def get_serializer_class(self) -> type[IntegrationSerializer]:
+        if self.action in ("update", "partial_update"):
+            return IntegrationUpdateSerializer
+        return IntegrationSerializer
+
+    def get_queryset(self) -> Any:
+        return (
+            Integration.objects.visible_to(self.request.user)
+            .select_related("owner")
+            .prefetch_related("shared_with_groups")
+        )
+
+    def perform_destroy(self, instance: Integration) -> None:
+        try:
+            services.delete_integration(instance.id, actor=self.request.user)
+        except Integration.DoesNotExist:  # deleted by someone else meanwhile
+            raise NotFound() from None
+
+    def _start(self, request: Request, request_operation: Callable[..., str]) -> Response:
+        integration = self.get_object()
+        _wait_seconds(request)  # refuse a bad ?wait= before anything is enqueued
+        try:
+            operation_id = request_operation(integration.id, actor=request.user)
+        except ConfigError as exc:
+            raise _service_errors(exc) from None
+        except Integration.DoesNotExist:
+            raise NotFound() from None
+        return operation_response(request, operation_id)
+
+    @extend_schema(summary="Connect (runs in a worker)", request=None, parameters=[WAIT_PARAMETER], responses=OPERATION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def connect(self, request: Request, pk: str | None = None) -> Response:
+        return self._start(request, services.request_connect)
+
+    @extend_schema(summary="Disconnect (runs in a worker)", request=None, parameters=[WAIT_PARAMETER], responses=OPERATION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def disconnect(self, request: Request, pk: str | None = None) -> Response:
+        return self._start(request, services.request_disconnect)
+
+    @extend_schema(
+        summary="Test the connection, with latency (runs in a worker; GET kept for the seed's clients)",
+        request=None,
+        parameters=[WAIT_PARAMETER],
+        responses=OPERATION_RESPONSES,
+    )
+    @action(detail=True, methods=["get", "post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        return self._start(request, services.request_test)
+
+    @extend_schema(summary="Call metrics (shared by every worker)", responses=MetricsSerializer)
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        integration = self.get_object()
+        return Response(services.get_metrics(integration.id))
+
+
+class IntegrationEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Events of one integration, newest first; kept after the integration is deleted (see the admin)."""
+
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
+    ordering_fields = ["created_at", "type"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return IntegrationEvent.objects.none()
+        integration = get_object_or_404(Integration.objects.visible_to(self.request.user), pk=self.kwargs["integration_id"])
+        return IntegrationEvent.objects.filter(integration=integration)
+
+    @extend_schema(
+        summary="Events of an integration (paginated, filterable)",
+        parameters=[OpenApiParameter("integration_id", OpenApiTypes.STR, OpenApiParameter.PATH)],
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class ConnectorTypeViewSet(viewsets.ViewSet):
+    """Every connector kind with its config JSON Schema and credential fields (for forms and clients)."""
+
+    lookup_field = "kind"
+    lookup_value_regex = "[^/.]+"
+    serializer_class = ConnectorTypeSerializer
+
+    @extend_schema(summary="Every connector kind", responses=ConnectorTypeSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        return Response([registry.describe(kind) for kind in registry.kinds()])
+
+    @extend_schema(summary="One connector kind", responses=ConnectorTypeSerializer)
+    def retrieve(self, request: Request, kind: str | None = None) -> Response:
+        try:
+            return Response(registry.describe(kind or ""))
+        except ConfigError:
+            raise NotFound(f"Unknown kind {kind!r}.") from None
+
+
+class HealthView(APIView):
+    """The seed's health summary over the integrations visible to you."""
+
+    @extend_schema(summary="Health summary", responses=HealthSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(services.health_summary(request.user))
+
+
+class OperationView(APIView):
+    """Where a 202 points: the state of a connect / disconnect / test operation."""
+
+    @extend_schema(summary="Follow an operation", responses=OperationSerializer)
+    def get(self, request: Request, operation_id: str) -> Response:
+        try:
+            state = services.operation_status(operation_id)
+        except services.OperationNotFound:
+            raise NotFound("No such operation.") from None
+        # Operations follow the visibility of their integration (staff see every one).
+        if not request.user.is_staff and not Integration.objects.visible_to(request.user).filter(
+            pk=state.get("integration")
+        ).exists():
+            raise NotFound("No such operation.")
+        return Response(_operation_body(request, state))
