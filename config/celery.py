@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["integrations"])
+app.autodiscover_tasks(["integrations", "integrations.tools"])  # integrations.tools.tasks: agent tool calls
 
 
 @signals.worker_ready.connect

@@ -1,0 +1,140 @@
+"""At-most-once HRIS writes: an intent recorded before the write, looked up on every retry.
+
+The sequence for a key never seen before:
+  1. ``snapshot()`` — what the reconciliation will need (e.g. the time just before the write);
+  2. a WriteIntent row (pending, with a lease) is INSERTed and committed — the unique (integration,
+     key) constraint makes a concurrent twin fail here, before anything is sent;
+  3. the write is sent; its outcome is stored (succeeded with the new id, or failed when the HR
+     system refused it, so nothing was written).
+A retry with the same key and arguments then gets:
+  - succeeded → the stored outcome, marked ``replayed``; nothing is sent;
+  - pending, lease running → "conflict, retry after N s" (the first attempt may still be writing);
+  - pending, lease over (its worker was killed, or lost the answer) → the retry claims the intent
+    with a conditional UPDATE (one winner), asks the HR system whether the record exists
+    (``reconcile``) and adopts it (``recovered``); only when it is not there is the write sent again;
+  - failed → the write is tried again (the HR system said no, so nothing exists).
+The lease outlives the task's hard time limit (the worker process is killed by then) plus a margin
+for a request still in flight, so a retry never races a live first attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connectors.errors import ConnectorError
+from integrations.tools import conf
+from integrations.tools.errors import ToolError
+from integrations.tools.models import IntentState, WriteIntent
+
+# Failures that prove the request was not applied: the HR system (or our own limiter/circuit,
+# before sending) refused it. Anything else (timeout, network, unknown) leaves the write uncertain.
+_NOT_WRITTEN = {"invalid", "permission", "not_found", "conflict", "config", "auth", "unavailable", "rate_limited"}
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(tool: str, arguments: Mapping[str, Any]) -> str:
+    payload = {k: v for k, v in arguments.items() if k != "idempotency_key"}
+    return hashlib.sha256(canonical([tool, payload]).encode()).hexdigest()
+
+
+def derived_key(actor: str, tool: str, arguments: Mapping[str, Any]) -> str:
+    """For a create sent without a key: the same caller sending the same create is a retry."""
+    return "auto-" + hashlib.sha256(canonical([actor, fingerprint(tool, arguments)]).encode()).hexdigest()[:48]
+
+
+def _lease() -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=conf.write_lease_seconds())
+
+
+def _finish(intent: WriteIntent, state: str, result: Any) -> None:
+    WriteIntent.objects.filter(pk=intent.pk).update(state=state, result=result, updated_at=timezone.now())
+
+
+def run_write(
+    *,
+    integration_id: str,
+    tool: str,
+    key: str,
+    arguments: Mapping[str, Any],
+    snapshot: Callable[[], dict[str, Any]],
+    perform: Callable[[dict[str, Any]], dict[str, Any]],
+    reconcile: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> dict[str, Any]:
+    """Run ``perform`` at most once per (integration, key); see the module docstring."""
+    print_ = fingerprint(tool, arguments)
+    intent = WriteIntent.objects.filter(integration_ref=integration_id, key=key).first()
+    if intent is not None and intent.created_at < timezone.now() - dt.timedelta(seconds=conf.idempotency_ttl_seconds()):
+        WriteIntent.objects.filter(pk=intent.pk).delete()  # keys are remembered for a day, not forever
+        intent = None
+
+    if intent is None:
+        context = snapshot()
+        try:
+            with transaction.atomic():
+                intent = WriteIntent.objects.create(
+                    integration_ref=integration_id, key=key, tool=tool, fingerprint=print_,
+                    state=IntentState.PENDING, lease_until=_lease(), context=context,
+                )
+        except IntegrityError:
+            # A twin call with the same key got there first: treat this one as its retry.
+            return run_write(integration_id=integration_id, tool=tool, key=key, arguments=arguments,
+                             snapshot=snapshot, perform=perform, reconcile=reconcile)
+        return _perform(intent, perform)
+
+    if intent.fingerprint != print_ or intent.tool != tool:
+        raise ToolError("conflict", "this idempotency key was already used for a different call; use a new key")
+    if intent.state == IntentState.SUCCEEDED:
+        return dict(intent.result or {}) | {"replayed": True}
+
+    now = timezone.now()
+    if intent.state == IntentState.PENDING and intent.lease_until > now:
+        wait = (intent.lease_until - now).total_seconds()
+        raise ToolError(
+            "conflict", "an earlier call with this idempotency key is still running; retry with the same key",
+            retry_after=max(1.0, wait),
+        )
+    # Claim it: only one retry wins the conditional update; the others see a running lease.
+    claimed = WriteIntent.objects.filter(pk=intent.pk, state=intent.state, lease_until=intent.lease_until).update(
+        state=IntentState.PENDING, lease_until=_lease(), attempts=F("attempts") + 1, updated_at=now,
+    )
+    if not claimed:
+        raise ToolError("conflict", "another retry with this idempotency key is running; retry shortly",
+                        retry_after=1.0)
+    if intent.state == IntentState.PENDING:
+        # The earlier attempt may have written before it died: look before writing again.
+        found = reconcile(dict(intent.context or {}))
+        if found is not None:
+            result = found | {"recovered": True}
+            _finish(intent, IntentState.SUCCEEDED, result)
+            return result | {"replayed": True}
+    else:  # failed before: nothing exists; start from a fresh snapshot
+        context = snapshot()
+        WriteIntent.objects.filter(pk=intent.pk).update(context=context)
+        intent.context = context
+    return _perform(intent, perform)
+
+
+def _perform(intent: WriteIntent, perform: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        result = perform(dict(intent.context or {}))
+    except (ToolError, ConnectorError) as exc:
+        category = exc.category if isinstance(exc, ToolError) else exc.category.value
+        if category in _NOT_WRITTEN:
+            _finish(intent, IntentState.FAILED, {"error": category})
+        else:
+            # Uncertain (timeout, connection lost): end the lease so the next retry reconciles at once.
+            WriteIntent.objects.filter(pk=intent.pk).update(lease_until=timezone.now())
+        raise
+    _finish(intent, IntentState.SUCCEEDED, result)
+    return result

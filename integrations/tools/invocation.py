@@ -1,0 +1,330 @@
+"""Running a tool: who may, on what, audited, in a worker with a time limit.
+
+``invoke`` (web process, MCP server, Python callers) validates the arguments against the tool's
+schema, checks the caller's scope, refuses at once when the integration is unavailable, records a
+ToolCall, and dispatches the call to a Celery worker (``tasks.run_tool``), waiting for the envelope
+by default. ``execute`` (the worker) runs the implementation and completes the ToolCall.
+
+Every call answers with the envelope ``{"ok": true, "result": ...}`` or ``{"ok": false, "error":
+{"category", "message", "retry_after", "permanent"}}``, plus ``call_id`` (the audit record).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from connectors import registry
+from connectors.errors import ConnectorError
+from integrations.models import Integration, Status
+from integrations.tools import catalog, conf
+from integrations.tools.context import ToolContext
+from integrations.tools.errors import ToolError
+from integrations.tools.models import Access, AgentToken, Outcome, ToolCall, Via
+
+log = logging.getLogger(__name__)
+
+# Argument names whose values never reach the audit trail.
+SECRET_KEY_PATTERN = re.compile(
+    r"pass(word|wd)?|secret|token|api_?key|auth|credential|private|ssn|social_?security|sin\b|tax_?id|"
+    r"bank|iban|account_?number|routing",
+    re.I,
+)
+MASK = "********"
+
+
+@dataclass
+class Principal:
+    """Who is calling: an agent token, a staff user, or trusted Python code in this process."""
+
+    actor: str
+    token: AgentToken | None = None
+    user: Any = None
+    trusted: bool = False
+    _integration_ids: set[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_token(cls, token: AgentToken) -> Principal:
+        return cls(actor=f"token:{token.name}#{token.pk}", token=token)
+
+    @classmethod
+    def for_user(cls, user: Any) -> Principal:
+        return cls(actor=f"user:{user.get_username()}", user=user)
+
+    @classmethod
+    def local(cls, actor: str = "python") -> Principal:
+        return cls(actor=actor, trusted=True)
+
+    def integration_ids(self) -> set[str] | None:
+        """The integrations this principal may use; None means all."""
+        if self.token is None:
+            return None
+        if self._integration_ids is None:
+            self._integration_ids = set(self.token.integrations.values_list("id", flat=True))
+        return self._integration_ids
+
+    def check(self, tool: catalog.Tool, integration_id: str) -> bool:
+        """Raise ToolError(permission) unless allowed; return whether this principal may write."""
+        if self.trusted:
+            return True
+        if self.token is not None:
+            if not self.token.is_active:
+                raise ToolError("permission", "this token is revoked or expired")
+            allowed = self.integration_ids() or set()
+            if integration_id not in allowed:
+                raise ToolError("permission", f"this token may not use integration {integration_id!r}")
+            may_write = self.token.access == Access.WRITE
+        elif self.user is not None and self.user.is_active and self.user.is_staff:
+            may_write = True
+        else:
+            raise ToolError("permission", "tool calls need an agent token or a staff account")
+        if tool.access == "write" and not may_write:
+            raise ToolError("permission", f"{tool.name} writes: this token is read-only")
+        return may_write
+
+
+def mask(value: Any, key: str = "") -> Any:
+    """Arguments as the audit trail keeps them: values under secret-looking names masked."""
+    if key and SECRET_KEY_PATTERN.search(key) and value not in (None, ""):
+        return MASK
+    if isinstance(value, Mapping):
+        return {str(k): mask(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask(v) for v in value]
+    if isinstance(value, str) and len(value) > 5000:
+        return value[:5000] + "…"
+    return value
+
+
+def _circuit_wait(integration_id: str) -> float | None:
+    """Seconds the integration's shared circuit stays open (None: closed or unknown)."""
+    redis_url = getattr(settings, "REDIS_URL", None)
+    if not redis_url:
+        return None
+    try:
+        from connectors.circuit import RedisCircuitBreaker
+        from connectors.shared import redis_client
+
+        client = redis_client(redis_url)
+        open_until = client.hget(RedisCircuitBreaker(client).circuit_key(integration_id), "open_until")
+        if not open_until or not float(open_until):
+            return None
+        seconds, micros = client.time()
+        wait = float(open_until) - (seconds + micros / 1e6)
+        return wait if wait > 0 else None
+    except Exception:  # Redis down: the worker's own circuit check decides
+        return None
+
+
+def check_available(integration: Integration) -> None:
+    """Refuse with a structured "unavailable, retry after" before a worker is bothered."""
+    if not integration.enabled:
+        raise ToolError("unavailable", f"integration {integration.id!r} is disabled")
+    if integration.status == Status.ERROR:
+        retry_after = float(integration.health_check_interval)
+        if integration.last_checked_at is not None:
+            next_check = integration.last_checked_at + dt.timedelta(seconds=integration.health_check_interval)
+            retry_after = max(1.0, (next_check - timezone.now()).total_seconds())
+        reason = f": {integration.last_error}" if integration.last_error else ""
+        raise ToolError("unavailable", f"integration {integration.id!r} is in error{reason}", retry_after=retry_after)
+    if integration.status == Status.RECONNECT_REQUIRED:
+        raise ToolError("unavailable", f"integration {integration.id!r} must be reconnected by an operator")
+    if integration.status == Status.DISCONNECTED:
+        raise ToolError("unavailable", f"integration {integration.id!r} is not connected; an operator must connect it")
+    if integration.status == Status.CONNECTING:
+        raise ToolError("unavailable", f"integration {integration.id!r} is connecting", retry_after=5.0)
+    wait = _circuit_wait(integration.id)
+    if wait is not None:
+        raise ToolError(
+            "unavailable",
+            f"integration {integration.id!r} is failing (circuit open); calls are refused for {wait:.0f} s",
+            retry_after=wait,
+        )
+
+
+def _family(integration: Integration) -> str:
+    try:
+        return str(registry.get(integration.kind).family)
+    except ConnectorError:
+        return ""
+
+
+def _load(tool: catalog.Tool, integration_id: str) -> Integration:
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None:
+        raise ToolError("not_found", f"no integration {integration_id!r}")
+    family = _family(integration)
+    if family != tool.family:
+        raise ToolError(
+            "invalid", f"{tool.name} works on {tool.family} integrations; {integration_id!r} is {integration.kind}"
+        )
+    return integration
+
+
+def _outcome(envelope: Mapping[str, Any]) -> str:
+    if envelope.get("ok"):
+        return Outcome.OK
+    category = (envelope.get("error") or {}).get("category")
+    return {
+        "invalid": Outcome.REFUSED,
+        "permission": Outcome.REFUSED,
+        "unavailable": Outcome.UNAVAILABLE,
+        "timeout": Outcome.TIMEOUT,
+    }.get(category, Outcome.ERROR)
+
+
+def _complete(call_id: int | None, envelope: dict[str, Any], started: float | None = None) -> dict[str, Any]:
+    """Store how the call ended (never its result, only its size) and return the envelope."""
+    envelope["call_id"] = call_id
+    if call_id is None:
+        return envelope
+    call = ToolCall.objects.filter(pk=call_id).only("created_at").first()
+    if call is None:
+        return envelope
+    now = timezone.now()
+    result = envelope.get("result") if envelope.get("ok") else None
+    error = envelope.get("error") or {}
+    changes: dict[str, Any] = {
+        "finished_at": now,
+        "duration_ms": round((time.monotonic() - started) * 1000, 2) if started is not None
+        else round((now - call.created_at).total_seconds() * 1000, 2),
+        "outcome": _outcome(envelope),
+        "error_category": str(error.get("category") or ""),
+        "error_message": str(error.get("message") or "")[:2000],
+    }
+    if isinstance(result, Mapping):
+        changes["result_size"] = len(json.dumps(result, separators=(",", ":"), default=str).encode())
+        count = result.get("row_count", result.get("count"))
+        changes["row_count"] = count if isinstance(count, int) else None
+        changes["truncated"] = bool(result.get("truncated"))
+    ToolCall.objects.filter(pk=call_id).update(**changes)
+    return envelope
+
+
+def _record(principal: Principal, name: str, arguments: Any, via: str) -> ToolCall:
+    args = arguments if isinstance(arguments, Mapping) else {"(arguments)": str(arguments)[:200]}
+    integration_ref = args.get("connector_id") if isinstance(args.get("connector_id"), str) else ""
+    key = args.get("idempotency_key")
+    return ToolCall.objects.create(
+        via=via,
+        token=principal.token,
+        user=principal.user if getattr(principal.user, "pk", None) else None,
+        actor=principal.actor[:150],
+        tool=str(name)[:64],
+        integration_ref=(integration_ref or "")[:63],
+        arguments=mask(dict(args)),
+        idempotency_key=str(key)[:200] if isinstance(key, str) else "",
+    )
+
+
+def invoke(
+    name: str,
+    arguments: Any,
+    principal: Principal,
+    *,
+    via: str,
+    wait: bool = True,
+    timeout: float | None = None,
+    inline: bool = False,
+) -> dict[str, Any]:
+    """Validate, authorise, audit and run one tool call; returns the envelope.
+
+    ``inline`` runs it in this process (Python callers, tests); otherwise a worker runs it and, with
+    ``wait``, this returns its envelope (or a timeout error after ``timeout`` seconds). Without
+    ``wait`` the envelope is ``{"ok": null, "status": "running", "call_id"}``; poll the call.
+    """
+    started = time.monotonic()
+    call = _record(principal, name, arguments, via)
+    try:
+        tool = catalog.get(name)
+        if tool is None:
+            raise ToolError("not_found", f"no tool named {name!r}; the catalog (GET /api/tools/) lists them")
+        problems = catalog.input_errors(tool, arguments)
+        if problems:
+            raise ToolError("invalid", "invalid arguments: " + "; ".join(problems))
+        integration_id = arguments["connector_id"]
+        may_write = principal.check(tool, integration_id)
+        check_available(_load(tool, integration_id))
+    except ToolError as exc:
+        return _complete(call.pk, exc.envelope(), started)
+
+    if inline:
+        return execute(call.pk, name, dict(arguments), may_write)
+
+    from integrations.tools.tasks import run_tool
+
+    limit = conf.timeout_seconds()
+    try:
+        async_result = run_tool.apply_async(
+            args=(call.pk, name, dict(arguments), may_write),
+            soft_time_limit=limit,
+            time_limit=limit + 5,
+            # A call nobody picked up in time is not run later: its caller has given up on it.
+            expires=limit,
+        )
+    except Exception as exc:  # the broker is down
+        log.warning("tool call %s not dispatched: %s", call.pk, type(exc).__name__)
+        return _complete(call.pk, ToolError("unavailable", "the task queue is unreachable", retry_after=5).envelope(),
+                         started)
+    ToolCall.objects.filter(pk=call.pk).update(task_id=async_result.id)
+    if not wait:
+        return {"ok": None, "status": "running", "call_id": call.pk}
+    try:
+        envelope = async_result.get(timeout=timeout or (limit + 10), propagate=False, interval=0.05)
+    except Exception:  # celery.exceptions.TimeoutError, or the result store is unreachable
+        envelope = None
+    if not isinstance(envelope, dict):
+        return _complete(
+            call.pk,
+            ToolError("timeout", f"no result within {timeout or limit + 10:g} s; the call may still finish "
+                      f"(see its record, call {call.pk})").envelope(),
+            started,
+        )
+    # The worker completed the record; the envelope it returned is final.
+    return envelope
+
+
+def execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write: bool) -> dict[str, Any]:
+    """Run the implementation (in a worker, or inline) and complete the call's record."""
+    close_old_connections()
+    tool = catalog.get(name)
+    call = ToolCall.objects.filter(pk=call_id).only("actor").first() if call_id is not None else None
+    actor = call.actor if call is not None else "python"
+    try:
+        if tool is None:
+            raise ToolError("not_found", f"no tool named {name!r}")
+        integration = _load(tool, arguments["connector_id"])
+        check_available(integration)
+        ctx = ToolContext(integration=integration, may_write=may_write, actor=actor, call_id=call_id)
+        result = tool.function()(ctx, **arguments)
+        envelope: dict[str, Any] = {"ok": True, "result": result}
+    except ToolError as exc:
+        envelope = exc.envelope()
+    except ConnectorError as exc:
+        envelope = ToolError.from_connector(exc).envelope()
+    except Exception as exc:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        if isinstance(exc, SoftTimeLimitExceeded):
+            envelope = ToolError("timeout", f"the call ran longer than {conf.timeout_seconds():g} s").envelope()
+        else:
+            # A bug: the trace goes to the log, the caller gets no internals.
+            log.exception("tool %s failed (call %s)", name, call_id)
+            envelope = ToolError("unknown", f"internal error in {name} ({type(exc).__name__})").envelope()
+    return _complete(call_id, envelope)
+
+
+def call_local(name: str, **arguments: Any) -> dict[str, Any]:
+    """The Python entry points (``integrations.tools.query_database`` ...): in this process, audited."""
+    arguments = {k: v for k, v in arguments.items() if v is not None}
+    return invoke(name, arguments, Principal.local(), via=Via.PYTHON, inline=True)
