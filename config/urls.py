@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/", include("integrations.api.urls")),
     path("api-auth/", include("rest_framework.urls")),  # log in / out links of the browsable API
+    path("oauth/", include("integrations.oauth_urls")),  # OAuth2 authorization start + callback
     path("", include("integrations.urls")),
     path("", RedirectView.as_view(url="/integrations", permanent=False)),
 ]

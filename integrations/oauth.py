@@ -1,0 +1,407 @@
+"""The Django side of OAuth2: the authorization-code views, the token store and the token provider.
+
+``connectors.auth.oauth2`` speaks to the provider; this module decides where tokens live (encrypted in
+``Integration.credentials["oauth_token"]``), which lock makes a refresh happen once across processes
+(Redis when ``REDIS_URL`` is set, else a database row lock), and what the user sees when a callback fails.
+
+The ``state`` sent to the provider is signed (SECRET_KEY, 10-minute lifetime) and names the user and a
+one-time nonce; the nonce, the integration and the PKCE verifier stay in the user's session, server side.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+from pydantic import ValidationError
+
+from connectors.auth.oauth2 import (
+    OAuth2Config,
+    OAuth2Error,
+    OAuth2TokenProvider,
+    TokenEvent,
+    authorization_request,
+    exchange_code,
+)
+from connectors.errors import Category, ConfigError, ConnectorError
+from integrations import services
+from integrations.models import AuthType, EventType, Integration, Status
+
+log = logging.getLogger(__name__)
+
+STATE_SALT = "integrations.oauth.state"
+SESSION_FLOWS = "oauth2_flows"  # nonce -> {integration, verifier, redirect_uri, created}
+SESSION_USED = "oauth2_used_nonces"  # the last few finished nonces, to say "already used" on a replay
+MAX_PENDING_FLOWS = 10
+LOCK_TTL_SECONDS = 30.0  # a crashed holder frees the Redis lock after this
+LOCK_WAIT_SECONDS = 40.0  # longer than one refresh (token request timeout 10 s) plus margin
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+def oauth2_config_for(integration: Integration) -> OAuth2Config:
+    """The integration's ``config["oauth2"]``, validated; field errors come back as ``oauth2.<field>``."""
+    raw = (integration.config or {}).get("oauth2")
+    if not isinstance(raw, dict):
+        raise ConfigError("OAuth2 is not configured (config.oauth2 is missing)", {"oauth2": ["required for OAuth2"]})
+    try:
+        return OAuth2Config.model_validate(raw)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for err in exc.errors():
+            errors.setdefault(".".join(["oauth2", *map(str, err["loc"])]), []).append(err["msg"])
+        raise ConfigError("invalid OAuth2 settings: " + ", ".join(sorted(errors)), errors) from None
+
+
+def _state_max_age() -> int:
+    """How long an authorization may take between start and callback (seconds)."""
+    return int(getattr(settings, "OAUTH2_STATE_MAX_AGE_SECONDS", 600))
+
+
+def _age_text(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
+
+
+def _lock_backend() -> str:
+    """``redis`` works on every hub database; the row lock is the fallback without Redis."""
+    return getattr(settings, "OAUTH2_LOCK", None) or ("redis" if settings.REDIS_URL else "database")
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The token store: one integration's token set, shared by every process
+
+
+class DjangoTokenStore:
+    """``connectors.auth.oauth2.TokenStore`` over the integration row (encrypted credentials)."""
+
+    def __init__(self, integration_id: str) -> None:
+        self.integration_id = integration_id
+        self._in_row_lock = False
+
+    def __repr__(self) -> str:
+        return f"<DjangoTokenStore {self.integration_id!r}>"
+
+    def load(self) -> dict[str, Any] | None:
+        rows = Integration.objects.filter(pk=self.integration_id).only("credentials")
+        if self._in_row_lock:  # read under the lock we hold (MySQL's snapshot would be stale otherwise)
+            rows = rows.select_for_update()
+        row = rows.first()
+        if row is None:
+            raise ConnectorError("the integration no longer exists", category=Category.CONFIG)
+        token = (row.credentials or {}).get("oauth_token")
+        return dict(token) if isinstance(token, dict) else None
+
+    def save(self, token: dict[str, Any] | None) -> None:
+        """Replace ``oauth_token`` (access and rotated refresh token in one write); other secrets kept."""
+        with transaction.atomic():
+            row = Integration.objects.select_for_update().only("credentials").filter(pk=self.integration_id).first()
+            if row is None:
+                raise ConnectorError("the integration no longer exists", category=Category.CONFIG)
+            credentials = dict(row.credentials or {})
+            if token is None:
+                credentials.pop("oauth_token", None)
+            else:
+                credentials["oauth_token"] = token
+            Integration.objects.filter(pk=self.integration_id).update(credentials=credentials or None)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        if _lock_backend() == "redis":
+            with self._redis_lock():
+                yield
+        else:
+            with self._row_lock():
+                yield
+
+    @contextmanager
+    def _redis_lock(self) -> Iterator[None]:
+        client = _redis(settings.REDIS_URL)
+        lock = client.lock(
+            f"hub:oauth2:refresh:{self.integration_id}", timeout=LOCK_TTL_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
+        )
+        try:
+            acquired = lock.acquire()
+        except redis.RedisError as exc:
+            raise ConnectorError(
+                f"cannot take the token refresh lock: Redis is unreachable ({type(exc).__name__})",
+                category=Category.UNAVAILABLE,
+                retry_after=5,
+            ) from None
+        if not acquired:
+            raise ConnectorError(
+                "another process has been refreshing this token for too long", category=Category.UNAVAILABLE, retry_after=5
+            )
+        try:
+            yield
+        finally:
+            try:
+                lock.release()
+            except redis.RedisError:  # expired while we held it (a very slow provider): nothing to free
+                log.warning("the token refresh lock of %s expired before release", self.integration_id)
+
+    @contextmanager
+    def _row_lock(self) -> Iterator[None]:
+        # SELECT ... FOR UPDATE on PostgreSQL/MariaDB; on SQLite the IMMEDIATE transaction itself is the lock.
+        with transaction.atomic():
+            Integration.objects.select_for_update().filter(pk=self.integration_id).values_list("pk").first()
+            self._in_row_lock = True
+            try:
+                yield
+            finally:
+                self._in_row_lock = False
+
+    def record(self, event: TokenEvent) -> None:
+        """Token endpoint outcome → an event (no token values), and reconnect_required on a refusal."""
+        integration = Integration.objects.filter(pk=self.integration_id).first()
+        if integration is None:
+            return
+        with transaction.atomic():
+            services.record_event(
+                integration,
+                EventType.TOKEN_REFRESH,
+                ok=event.ok,
+                latency_ms=event.latency_ms,
+                actor="oauth2",
+                message=event.message,
+                detail=event.detail,
+            )
+            if event.reconnect_required:
+                services.set_status(integration, Status.RECONNECT_REQUIRED, message=event.message, actor="oauth2")
+
+
+def token_provider_for(integration: Integration) -> OAuth2TokenProvider:
+    """The ``TokenProvider`` a connector's runtime gets for an integration whose auth_type is oauth2."""
+    config = oauth2_config_for(integration)
+    store = DjangoTokenStore(integration.pk)
+    client_secret = (integration.credentials or {}).get("client_secret")
+    return OAuth2TokenProvider(
+        config,
+        client_secret if isinstance(client_secret, str) else None,
+        store,
+        on_event=store.record,
+        cooldown_seconds=getattr(settings, "OAUTH2_REFRESH_COOLDOWN_SECONDS", 300.0),
+    )
+
+
+def token_status(integration: Integration) -> dict[str, Any]:
+    """What may be shown about the stored token: presence and times, never values."""
+    token = (integration.credentials or {}).get("oauth_token") or {}
+    return {
+        "authorized": bool(token.get("access_token")),
+        "has_refresh_token": bool(token.get("refresh_token")),
+        "expires_at": token.get("expires_at"),
+        "scope": token.get("scope"),
+        "refresh_error": token.get("refresh_error"),
+        "refresh_blocked_until": token.get("refresh_blocked_until"),
+    }
+
+
+def forget_token(integration: Integration, *, actor: str = "") -> None:
+    """Drop the stored token set (the client secret stays); the next use needs a new authorization."""
+    DjangoTokenStore(integration.pk).save(None)
+    services.record_event(integration, EventType.TOKEN_REFRESH, ok=None, actor=actor, message="OAuth2 token removed")
+
+
+# ---------------------------------------------------------------------------------------------
+# Authorization code: start and callback
+
+
+class CallbackRefused(Exception):
+    def __init__(self, reason: str, title: str, message: str) -> None:
+        super().__init__(reason)
+        self.reason, self.title, self.message = reason, title, message
+
+
+def _result(
+    request: HttpRequest, *, ok: bool, title: str, message: str, reason: str = "", integration: Integration | None = None
+) -> HttpResponse:
+    context = {
+        "ok": ok,
+        "title": title,
+        "message": message,
+        "reason": reason,
+        "integration": integration,
+    }
+    return render(request, "integrations/oauth_result.html", context, status=200 if ok else 400)
+
+
+def _editable(request: HttpRequest, integration_id: str) -> Integration | None:
+    return Integration.objects.visible_to(request.user).filter(pk=integration_id).first()
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def start(request: HttpRequest, integration_id: str) -> HttpResponse:
+    """Redirect the browser to the provider with a signed single-use state and a PKCE S256 challenge."""
+    integration = _editable(request, integration_id)
+    if integration is None:
+        return _result(request, ok=False, reason="not_found", title="Integration not found",
+                       message=f"There is no integration {integration_id!r} you may connect.")
+    if integration.auth_type != AuthType.OAUTH2:
+        return _result(request, ok=False, reason="not_oauth2", integration=integration, title="Not an OAuth2 integration",
+                       message="This integration does not use OAuth2; connect it from its page instead.")
+    try:
+        config = oauth2_config_for(integration)
+    except ConfigError as exc:
+        return _result(request, ok=False, reason="config", integration=integration,
+                       title="OAuth2 settings are incomplete", message=exc.message)
+    if config.grant_type != "authorization_code" or not config.authorize_url:
+        return _result(request, ok=False, reason="no_authorization_step", integration=integration,
+                       title="No authorization step",
+                       message="This integration uses the client-credentials grant (or has no authorize URL): "
+                       "its token is fetched when it connects, without a browser step.")
+
+    redirect_uri = config.redirect_uri or request.build_absolute_uri(reverse("oauth:callback"))
+    nonce = secrets.token_urlsafe(24)
+    state = signing.dumps({"n": nonce, "u": request.user.pk}, salt=STATE_SALT, compress=True)
+    try:
+        auth = authorization_request(config, redirect_uri=redirect_uri, state=state)
+    except ConnectorError as exc:
+        return _result(request, ok=False, reason="config", integration=integration,
+                       title="OAuth2 settings are incomplete", message=exc.message)
+    now = time.time()
+    flows = {
+        key: flow
+        for key, flow in (request.session.get(SESSION_FLOWS) or {}).items()
+        if now - flow["created"] < _state_max_age()
+    }
+    flows[nonce] = {"integration": integration.pk, "verifier": auth.code_verifier, "redirect_uri": redirect_uri,
+                    "created": now}
+    request.session[SESSION_FLOWS] = dict(sorted(flows.items(), key=lambda kv: kv[1]["created"])[-MAX_PENDING_FLOWS:])
+    return HttpResponseRedirect(auth.url)
+
+
+def _take_flow(request: HttpRequest) -> dict[str, Any]:
+    """Check ``state`` and consume its flow (single use). Raise CallbackRefused saying what is wrong."""
+    state = request.GET.get("state")
+    if not state:
+        raise CallbackRefused("missing_state", "Authorization refused: no state",
+                              "The answer from the provider carries no state parameter, so it cannot be matched "
+                              "to an authorization you started. Nothing was stored.")
+    try:
+        payload = signing.loads(state, salt=STATE_SALT, max_age=_state_max_age())
+    except signing.SignatureExpired:
+        raise CallbackRefused("expired_state", "Authorization expired",
+                              f"This authorization was started more than {_age_text(_state_max_age())} ago. "
+                              "Start it again from the integration's page. Nothing was stored.") from None
+    except signing.BadSignature:
+        raise CallbackRefused("invalid_state", "Authorization refused: invalid state",
+                              "The state parameter was not issued by this hub (forged or altered). "
+                              "Nothing was stored.") from None
+    if not isinstance(payload, dict) or payload.get("u") != request.user.pk:
+        raise CallbackRefused("other_user_state", "Authorization refused: started by another user",
+                              "This authorization was started by a different user; only that user can finish it. "
+                              "Nothing was stored.")
+    nonce = str(payload.get("n"))
+    flows = dict(request.session.get(SESSION_FLOWS) or {})
+    flow = flows.pop(nonce, None)
+    used = list(request.session.get(SESSION_USED) or [])
+    if flow is None:
+        if nonce in used:
+            raise CallbackRefused("replayed_state", "Authorization already used",
+                                  "This authorization answer was already used once; it cannot be used again. "
+                                  "Nothing was stored.")
+        raise CallbackRefused("unknown_state", "Authorization refused: not started here",
+                              "This authorization was not started in this browser session (or it was replaced). "
+                              "Start it again from the integration's page. Nothing was stored.")
+    # Consumed before anything else happens: a second request with the same state finds nothing.
+    request.session[SESSION_FLOWS] = flows
+    request.session[SESSION_USED] = [*used, nonce][-20:]
+    request.session.save()
+    return flow
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET"])
+def callback(request: HttpRequest) -> HttpResponse:
+    try:
+        flow = _take_flow(request)
+    except CallbackRefused as refused:
+        log.warning("OAuth2 callback refused for user %s: %s", request.user.pk, refused.reason)
+        return _result(request, ok=False, reason=refused.reason, title=refused.title, message=refused.message)
+
+    integration = _editable(request, flow["integration"])
+    if integration is None:
+        return _result(request, ok=False, reason="not_found", title="Integration not found",
+                       message="The integration this authorization was for no longer exists. Nothing was stored.")
+    error = request.GET.get("error")
+    if error:
+        description = request.GET.get("error_description", "")[:300]
+        log.warning("OAuth2 authorization of %s ended with provider error %s", integration.pk, error[:50])
+        if error == "access_denied":
+            return _result(request, ok=False, reason="access_denied", integration=integration,
+                           title="Access denied at the provider",
+                           message="The authorization was declined at the provider, so the hub received no access. "
+                           "Nothing was stored; start again and approve to connect.")
+        return _result(request, ok=False, reason="provider_error", integration=integration,
+                       title="The provider reported an error",
+                       message=f"The provider answered {error[:50]!r}" + (f": {description}" if description else "")
+                       + ". Nothing was stored.")
+    code = request.GET.get("code")
+    if not code:
+        return _result(request, ok=False, reason="missing_code", integration=integration,
+                       title="No authorization code",
+                       message="The provider's answer carries neither a code nor an error. Nothing was stored.")
+    try:
+        config = oauth2_config_for(integration)
+        secret = (integration.credentials or {}).get("client_secret")
+        token = exchange_code(config, secret if isinstance(secret, str) else None, code=code,
+                              code_verifier=flow["verifier"], redirect_uri=flow["redirect_uri"])
+    except OAuth2Error as exc:
+        log.warning("OAuth2 code exchange for %s refused: %s", integration.pk, exc.error)
+        explanation = (
+            " The code is unknown, expired, already used, or the PKCE verifier does not match it."
+            if exc.error == "invalid_grant" else ""
+        )
+        return _result(request, ok=False, reason="exchange_refused", integration=integration,
+                       title="The provider refused the authorization code",
+                       message=f"Exchanging the code for a token failed: {exc.error}"
+                       + (f" ({exc.description[:200]})" if exc.description else "")
+                       + f".{explanation} Nothing was stored; start the authorization again.")
+    except ConnectorError as exc:
+        log.warning("OAuth2 code exchange for %s failed: %s", integration.pk, exc.message)
+        return _result(request, ok=False, reason="exchange_failed", integration=integration,
+                       title="The code exchange failed", message=f"{exc.message}. Nothing was stored.")
+
+    actor = request.user.get_username()
+    with transaction.atomic():
+        DjangoTokenStore(integration.pk).save(token)
+        services.record_event(
+            integration,
+            EventType.CONNECT,
+            ok=True,
+            actor=actor,
+            message="authorized through OAuth2",
+            detail={"grant": "authorization_code", "scope": token.get("scope"),
+                    "refresh_token": bool(token.get("refresh_token")), "expires_at": token.get("expires_at")},
+        )
+        services.set_status(integration, Status.CONNECTED, message="authorized through OAuth2", actor=actor)
+    # Workers built a connector around the old state; they rebuild it with the new token provider.
+    services.close_connector(integration.pk)
+    return _result(request, ok=True, integration=integration, title="Connected",
+                   message=f"{integration.name} is authorized; the hub now holds an access token"
+                   + (" and a refresh token" if token.get("refresh_token") else "") + " (stored encrypted).")

@@ -1,0 +1,193 @@
+"""The authorization-code flow through the hub's views, with the real provider in its own process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from integrations.models import EventType, Integration, IntegrationEvent, Status
+from integrations.oauth import SESSION_FLOWS
+from tests.oauth.authserver import clients
+from tests.oauth.conftest import AuthServer, ProviderBrowser, query
+
+pytestmark = pytest.mark.django_db
+
+CALLBACK = "/oauth/callback/"
+
+
+def start(client: Client, integration_id: str = "bamboo_oauth") -> str:
+    response = client.get(reverse("oauth:start", args=[integration_id]))
+    assert response.status_code == 302, response.content[:500]
+    return response["Location"]
+
+
+def callback_path(provider_redirect: str) -> str:
+    assert provider_redirect.startswith(clients.HUB_REDIRECT_URI)
+    return provider_redirect.removeprefix("http://testserver")
+
+
+def stored_token(integration_id: str = "bamboo_oauth") -> dict[str, Any] | None:
+    return (Integration.objects.get(pk=integration_id).credentials or {}).get("oauth_token")
+
+
+def assert_refused(response: Any, reason: str, *phrases: str) -> str:
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f'data-reason="{reason}"' in html
+    for phrase in ("Nothing was stored", *phrases):
+        assert phrase in html, f"{phrase!r} not on the page"
+    return html
+
+
+def test_full_authorization_code_flow(hub_client: Client, make_integration: Any, authserver: AuthServer,
+                                      provider_browser: ProviderBrowser) -> None:
+    make_integration()
+    authorize_url = start(hub_client)
+    params = query(authorize_url)
+    assert authorize_url.startswith(authserver.authorize_url)
+    assert params["client_id"] == clients.CODE_CLIENT_ID and params["redirect_uri"] == clients.HUB_REDIRECT_URI
+    assert params["code_challenge_method"] == "S256" and params["state"]
+    # The verifier stays server-side: in the session, not in the URL.
+    [flow] = hub_client.session[SESSION_FLOWS].values()
+    assert flow["verifier"] not in authorize_url
+
+    redirect = provider_browser.authorize(authorize_url)
+    response = hub_client.get(callback_path(redirect))
+    html = response.content.decode()
+    assert response.status_code == 200 and 'data-oauth-result="ok"' in html and "Connected" in html
+
+    integration = Integration.objects.get(pk="bamboo_oauth")
+    token = integration.credentials["oauth_token"]
+    assert integration.status == Status.CONNECTED
+    assert integration.credentials["client_secret"] == clients.CODE_CLIENT_SECRET  # kept
+    assert token["refresh_token"] and token["expires_at"] > time.time() + 3000
+    assert authserver.resource(token["access_token"]).json()["user"] == clients.PROVIDER_USER
+    assert token["access_token"] not in html and token["refresh_token"] not in html
+    events = IntegrationEvent.objects.filter(integration_ref="bamboo_oauth")
+    connect = events.get(type=EventType.CONNECT)
+    assert connect.ok and connect.actor == "operator" and connect.detail["grant"] == "authorization_code"
+    assert events.filter(type=EventType.STATUS_CHANGE, detail__to="connected").exists()
+    assert authserver.stats().get("authorization_code:200") == 1
+    assert hub_client.session[SESSION_FLOWS] == {}
+
+
+def test_replayed_state_is_refused_without_a_second_exchange(hub_client: Client, make_integration: Any,
+                                                            authserver: AuthServer,
+                                                            provider_browser: ProviderBrowser) -> None:
+    make_integration()
+    path = callback_path(provider_browser.authorize(start(hub_client)))
+    assert hub_client.get(path).status_code == 200
+    first = stored_token()
+    assert_refused(hub_client.get(path), "replayed_state", "already used")
+    assert stored_token() == first
+    assert authserver.stats().get("authorization_code") == 1
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason", "phrase"),
+    [
+        (lambda state: "", "missing_state", "no state"),
+        (lambda state: "forged-state-value", "invalid_state", "not issued by this hub"),
+        (lambda state: state[:-2] + ("AA" if not state.endswith("AA") else "BB"), "invalid_state", "forged or altered"),
+    ],
+    ids=["missing", "forged", "altered"],
+)
+def test_missing_or_forged_state_is_refused(hub_client: Client, make_integration: Any, authserver: AuthServer,
+                                           provider_browser: ProviderBrowser, tamper: Any, reason: str,
+                                           phrase: str) -> None:
+    make_integration()
+    answer = query(provider_browser.authorize(start(hub_client)))
+    response = hub_client.get(CALLBACK, {"code": answer["code"], "state": tamper(answer["state"])})
+    assert_refused(response, reason, phrase)
+    assert stored_token() is None
+    assert Integration.objects.get(pk="bamboo_oauth").status == Status.DISCONNECTED
+    assert authserver.stats().get("authorization_code", 0) == 0  # the code never reached the token endpoint
+
+
+def test_expired_state_is_refused(hub_client: Client, make_integration: Any, authserver: AuthServer,
+                                  provider_browser: ProviderBrowser, settings: Any) -> None:
+    settings.OAUTH2_STATE_MAX_AGE_SECONDS = 1
+    make_integration()
+    path = callback_path(provider_browser.authorize(start(hub_client)))
+    time.sleep(2.1)
+    assert_refused(hub_client.get(path), "expired_state", "Start it again")
+    assert stored_token() is None and authserver.stats().get("authorization_code", 0) == 0
+
+
+def test_another_users_state_is_refused(hub_client: Client, make_integration: Any, authserver: AuthServer,
+                                        provider_browser: ProviderBrowser, django_user_model: Any) -> None:
+    make_integration()
+    path = callback_path(provider_browser.authorize(start(hub_client)))
+    intruder = Client()
+    intruder.force_login(django_user_model.objects.create_user("intruder", password="intruder-password-1",
+                                                               is_staff=True))
+    assert_refused(intruder.get(path), "other_user_state", "another user")
+    assert stored_token() is None and authserver.stats().get("authorization_code", 0) == 0
+    # The user who started it can still finish: the intruder consumed nothing.
+    assert hub_client.get(path).status_code == 200 and stored_token()
+
+
+def test_state_from_another_browser_session_is_refused(hub_client: Client, make_integration: Any,
+                                                       provider_browser: ProviderBrowser, hub_user: Any) -> None:
+    make_integration()
+    path = callback_path(provider_browser.authorize(start(hub_client)))
+    other_session = Client()
+    other_session.force_login(hub_user)
+    assert_refused(other_session.get(path), "unknown_state", "not started in this browser session")
+    assert stored_token() is None
+
+
+def test_callback_needs_a_logged_in_user(client: Client, make_integration: Any) -> None:
+    make_integration()
+    response = client.get(CALLBACK, {"code": "x", "state": "y"})
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_access_denied_at_the_provider(hub_client: Client, make_integration: Any, authserver: AuthServer,
+                                       provider_browser: ProviderBrowser) -> None:
+    make_integration()
+    redirect = provider_browser.authorize(start(hub_client), allow=False)
+    assert query(redirect)["error"] == "access_denied"
+    assert_refused(hub_client.get(callback_path(redirect)), "access_denied", "declined at the provider")
+    assert stored_token() is None
+    assert Integration.objects.get(pk="bamboo_oauth").status == Status.DISCONNECTED
+    assert not IntegrationEvent.objects.filter(integration_ref="bamboo_oauth", type=EventType.CONNECT).exists()
+
+
+def test_wrong_pkce_verifier_is_refused_by_the_provider_and_reported(hub_client: Client, make_integration: Any,
+                                                                     authserver: AuthServer,
+                                                                     provider_browser: ProviderBrowser) -> None:
+    make_integration()
+    authorize_url = start(hub_client)
+    session = hub_client.session
+    flows = session[SESSION_FLOWS]
+    [nonce] = flows
+    flows[nonce]["verifier"] = flows[nonce]["verifier"][::-1]  # not the one the challenge was made from
+    session[SESSION_FLOWS] = flows
+    session.save()
+    response = hub_client.get(callback_path(provider_browser.authorize(authorize_url)))
+    assert_refused(response, "exchange_refused", "refused the authorization code", "invalid_grant",
+                   "PKCE verifier does not match")
+    assert authserver.stats().get("authorization_code:400") == 1  # the provider checked it and said no
+    assert stored_token() is None
+    assert Integration.objects.get(pk="bamboo_oauth").status == Status.DISCONNECTED
+
+
+def test_start_refuses_what_it_cannot_start(hub_client: Client, make_integration: Any, django_user_model: Any,
+                                            hub_user: Any) -> None:
+    other = django_user_model.objects.create_user("someone-else", password="someone-else-password")
+    make_integration("not_mine", owner=other)
+    make_integration("machine", grant="client_credentials")
+    Integration.objects.create(id="plain_db", name="DB", kind="sqlite", auth_type="none", owner=hub_user)
+
+    response = hub_client.get(reverse("oauth:start", args=["not_mine"]))
+    assert response.status_code == 400 and b'data-reason="not_found"' in response.content
+    response = hub_client.get(reverse("oauth:start", args=["plain_db"]))
+    assert response.status_code == 400 and b'data-reason="not_oauth2"' in response.content
+    response = hub_client.get(reverse("oauth:start", args=["machine"]))
+    assert response.status_code == 400 and b"client-credentials grant" in response.content
+    assert hub_client.session.get(SESSION_FLOWS) in (None, {})
