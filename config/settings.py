@@ -198,6 +198,9 @@ HEALTH_DISPATCH_SECONDS = env_int("HEALTH_DISPATCH_SECONDS", 5, minimum=1)
 # A connect still "connecting" after this long lost its task (e.g. the whole worker died): marked error.
 CONNECT_STUCK_SECONDS = env_int("CONNECT_STUCK_SECONDS", 300, minimum=30)
 HUB_LIVE_CONNECTORS_MAX = env_int("HUB_LIVE_CONNECTORS_MAX", 256, minimum=1)
+# Circuit breaker per integration (shared by every worker through Redis).
+CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
+CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)
 
 # Celery (config/celery.py): Redis is broker and result backend; operation ids are task ids.
 CELERY_BROKER_URL = REDIS_URL
@@ -234,7 +237,14 @@ CELERY_BEAT_SCHEDULE = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60, "prefix": "hub-asgi"},
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's blocking BZPOPMIN: without a
+            # longer one every idle consumer dies with "Timeout reading" (channels_redis issue 422).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+            "capacity": 1000,
+            "expiry": 60,
+            "prefix": "hub-asgi",
+        },
     }
 }
 

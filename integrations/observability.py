@@ -7,6 +7,7 @@ any web process shows what every worker did, because it is built from Redis at s
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import json
 import logging
@@ -74,36 +75,82 @@ def make_runtime(integration_id: str, typed_config: BaseConfig, token_provider: 
     from connectors.shared import make_runtime as connectors_runtime
 
     runtime = connectors_runtime(key=integration_id, rate_limit=typed_config.rate_limit,
-                                 redis_url=settings.REDIS_URL, token_provider=token_provider)
+                                 redis_url=settings.REDIS_URL, token_provider=token_provider,
+                                 circuit_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+                                 circuit_cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS))
     runtime.metrics = HistogramSink(runtime.metrics)
     return runtime
 
 
 class HistogramSink:
-    """Adds cumulative latency buckets per integration (Prometheus histograms) to the connectors' sink."""
+    """Adds latency buckets per integration (Prometheus histograms) to the connectors' metrics sink.
 
-    def __init__(self, inner: Any) -> None:
+    Like the connectors' sink, recording only adds to this process's pending counts; a daemon thread
+    sends them to Redis in one pipeline every ``flush_interval`` seconds, so a call pays no round trip.
+    """
+
+    def __init__(self, inner: Any, flush_interval: float = 0.2) -> None:
         self.inner = inner
+        self.flush_interval = flush_interval
 
     def record(self, key: str, *, ok: bool, latency_ms: float, error: str | None = None) -> None:
         if self.inner is not None:
             self.inner.record(key, ok=ok, latency_ms=latency_ms, error=error)
         bucket = next((str(b) for b in _LATENCY_BUCKETS_MS if latency_ms <= b), "inf")
-        try:
-            pipe = redis_client().pipeline(transaction=False)
-            pipe.hincrby(f"hub:hist:{key}", bucket, 1)
-            pipe.hincrbyfloat(f"hub:hist:{key}", "sum_ms", latency_ms)
-            pipe.sadd("hub:hist:keys", key)
-            pipe.execute()
-        except redis.RedisError:
-            log.warning("latency histogram not recorded for %s: Redis unreachable", key)
+        _histograms.add(key, bucket, latency_ms)
 
     def mark_connected(self, key: str) -> None:
         if self.inner is not None:
             self.inner.mark_connected(key)
 
-    def __getattr__(self, name: str) -> Any:  # snapshot() and friends of the connectors' sink
+    def __getattr__(self, name: str) -> Any:  # snapshot(), flush(), reset() of the connectors' sink
         return getattr(self.inner, name)
+
+
+class _PendingHistograms:
+    def __init__(self) -> None:
+        self._after_fork()
+
+    def _after_fork(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[str, dict[str, float]] = {}
+        self.flusher: threading.Thread | None = None
+
+    def add(self, key: str, bucket: str, latency_ms: float) -> None:
+        with self.lock:
+            counts = self.pending.setdefault(key, {})
+            counts[bucket] = counts.get(bucket, 0) + 1
+            counts["sum_ms"] = counts.get("sum_ms", 0.0) + latency_ms
+            if self.flusher is None or not self.flusher.is_alive():
+                self.flusher = threading.Thread(target=self._loop, name="hub-histogram-flush", daemon=True)
+                self.flusher.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.2)
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            for key, counts in pending.items():
+                for field, value in counts.items():
+                    if field == "sum_ms":
+                        pipe.hincrbyfloat(f"hub:hist:{key}", field, value)
+                    else:
+                        pipe.hincrby(f"hub:hist:{key}", field, int(value))
+            pipe.execute()
+        except redis.RedisError:
+            log.warning("latency histograms not recorded: Redis unreachable")
+
+
+_histograms = _PendingHistograms()
+os.register_at_fork(after_in_child=_histograms._after_fork)
+atexit.register(_histograms.flush)
 
 
 def metrics_snapshot(integration_id: str) -> dict[str, Any]:
@@ -112,12 +159,15 @@ def metrics_snapshot(integration_id: str) -> dict[str, Any]:
     return connectors_snapshot(integration_id, redis_url=settings.REDIS_URL)
 
 
-def forget_metrics(integration_id: str) -> None:
+def forget_shared_state(integration_id: str) -> None:
+    """A deleted integration's metrics, histogram, bucket and circuit go (a new one with its id starts clean)."""
+    from connectors.shared import forget
+
     try:
+        forget(integration_id, redis_url=settings.REDIS_URL)
         redis_client().delete(f"hub:hist:{integration_id}")
-        redis_client().srem("hub:hist:keys", integration_id)
     except redis.RedisError:
-        pass
+        log.warning("shared state of deleted %s not removed: Redis unreachable", integration_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +239,9 @@ def ensure_invalidation_listener(discard: Callable[[str, int | None], bool]) -> 
 def _listen(discard: Callable[[str, int | None], bool]) -> None:
     while True:
         try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30)
+            # No read timeout: the subscription is idle most of the time (redis-py 8 would cut it every 5 s).
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=None,
+                                          socket_keepalive=True, health_check_interval=30)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(_invalidation_channel())
             for message in pubsub.listen():

@@ -385,6 +385,7 @@ def delete_integration(integration_id: str, *, actor: Any) -> None:
                  detail={"deleted": True})
     push("deleted", integration, status=Status.DISCONNECTED, message=f"{integration.name} deleted")
     integration.delete()
+    transaction.on_commit(lambda: observability.forget_shared_state(integration_id))
 
 
 def _enqueue(operation: str, integration_id: str, actor: Any, *, prepare: Callable[[Integration], None] | None = None
@@ -497,8 +498,10 @@ def _load(integration_id: str) -> Integration | None:
 
 
 def _error_result(exc: ConnectorError) -> dict[str, Any]:
+    # Plain transient errors were already retried with backoff inside the connector's choke point; what
+    # is left worth rescheduling is a failure that says when to come back (rate limit, open circuit).
     return {"ok": False, "category": exc.category.value, "message": exc.message,
-            "retryable": not exc.permanent, "retry_after": exc.retry_after}
+            "retryable": not exc.permanent and exc.retry_after is not None, "retry_after": exc.retry_after}
 
 
 def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.runtime_fixtures", "tests.sandbox.bamboohr_fixtures"]
 
 
 @pytest.fixture
