@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/tools/", include("integrations.tools.urls")),  # agent tools (before the generic api/)
     path("api/", include("integrations.api.urls")),
     path("api-auth/", include("rest_framework.urls")),  # log in / out links of the browsable API
     path("oauth/", include("integrations.oauth_urls")),  # OAuth2 authorization start + callback
