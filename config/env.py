@@ -47,17 +47,42 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+# The database servers the hub is tested on; other Django backends are refused rather than half-supported.
+_DB_ENGINES = {
+    "django.db.backends.sqlite3": "sqlite",
+    "django.db.backends.postgresql": "postgresql",
+    "django.db.backends.mysql": "mysql",
+}
+_DB_EXAMPLES = "sqlite:////path/to/hub.sqlite3, postgres://user:password@host:5432/name or mysql://user:password@host:3306/name"
+
+
 def env_database(name: str, default: str) -> dict:
-    """Parse DATABASE_URL with dj-database-url, turning its exceptions into one readable line."""
+    """Parse DATABASE_URL with dj-database-url into one readable line on failure.
+
+    Messages name the scheme at most, never the URL itself: it may carry a password.
+    """
     import dj_database_url
 
-    raw = os.environ.get(name) or default
+    raw = (os.environ.get(name) or "").strip() or default
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if not scheme:
+        raise ImproperlyConfigured(f"{name} is not a database URL; expected e.g. {_DB_EXAMPLES}")
     try:
         config = dj_database_url.parse(raw, conn_max_age=0)
-    except Exception as exc:  # dj-database-url raises a mix of ValueError/KeyError
-        raise ImproperlyConfigured(f"{name} is not a valid database URL ({exc})") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} has an unsupported scheme: {raw.split(':', 1)[0]!r}")
-    if config["ENGINE"].endswith("sqlite3") and not config.get("NAME"):
-        raise ImproperlyConfigured(f"{name} names no SQLite file")
+    except Exception as exc:  # dj-database-url raises a mix of ValueError/KeyError/TypeError
+        if "unknown" in str(exc).lower() and "scheme" in str(exc).lower():
+            reason = f"has an unsupported scheme {scheme!r}"
+        else:
+            reason = f"cannot be parsed ({type(exc).__name__}; check the port and quote special characters)"
+        raise ImproperlyConfigured(f"{name} {reason}; expected e.g. {_DB_EXAMPLES}") from None
+    if config.get("ENGINE") not in _DB_ENGINES:
+        raise ImproperlyConfigured(
+            f"{name} has an unsupported scheme {scheme!r}: the hub runs on SQLite, PostgreSQL or MySQL/MariaDB"
+        )
+    db_name = str(config.get("NAME") or "")
+    if config["ENGINE"].endswith("sqlite3") and db_name in ("", ":memory:"):
+        # web, worker and beat are separate processes: an in-memory database would not be shared.
+        raise ImproperlyConfigured(f"{name} must name a SQLite file, e.g. sqlite:////path/to/hub.sqlite3")
+    if not db_name:
+        raise ImproperlyConfigured(f"{name} names no database; expected e.g. {_DB_EXAMPLES}")
     return config

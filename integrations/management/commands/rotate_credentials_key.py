@@ -68,6 +68,7 @@ class Command(BaseCommand):
         old_key = (options["old_key"] or os.environ.get("OLD_CREDENTIALS_KEY") or "").strip()
         new_key: str = settings.CREDENTIALS_KEY
         batch_size: int = options["batch_size"]
+        self.verbosity: int = options["verbosity"]
         if not old_key:
             raise CommandError("give the old key with --old-key or the OLD_CREDENTIALS_KEY environment variable")
         if old_key == new_key:
@@ -126,7 +127,6 @@ class Command(BaseCommand):
         counts.unreadable = 1
         return counts
 
-    @staticmethod
     def _batch(
         self, model: type[models.Model], field: EncryptedJSONField, after: Any, size: int, *, lock: bool = False
     ) -> list[tuple[Any, bytes | None]]:
