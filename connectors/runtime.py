@@ -79,8 +79,14 @@ class Runtime:
     token_provider: TokenProvider | None = None
     sleep: Callable[[float], None] = time.sleep
 
-    def call(self, operation: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` under the circuit breaker, the shared rate limit, retry and metrics."""
+    def call(self, operation: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        """Run ``fn`` under the circuit breaker, the shared rate limit, retry and metrics.
+
+        ``retry=False``: one attempt only, for calls that must not run twice (a write whose
+        outcome is unknown after a lost connection, a statement inside a transaction).
+        """
+        if not retry:
+            return self._attempt(operation, fn)
         from connectors.retry import call_with_retry
 
         return call_with_retry(self.retry, lambda: self._attempt(operation, fn), sleep=self.sleep)
@@ -104,6 +110,11 @@ class Runtime:
                     self.circuit.record_success(self.key)
                 else:
                     self.circuit.record_failure(self.key)
+            raise
+        except Exception as exc:  # a bug or an unmapped error: counted, never shown with its text
+            if self.metrics is not None:
+                latency_ms = (time.perf_counter() - started) * 1000
+                self.metrics.record(self.key, ok=False, latency_ms=latency_ms, error=f"unknown: {type(exc).__name__}")
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         if self.metrics is not None:

@@ -1,0 +1,292 @@
+"""MySQL and MariaDB through mysqlclient, pooled by SQLAlchemy's QueuePool.
+
+Connections run in autocommit with multi-statements switched off, so one ``execute`` is one
+statement. On MariaDB a read-only query is sent as
+``SET STATEMENT tx_read_only=1, max_statement_time=N FOR <query>``: the server runs that one
+statement in a read-only transaction with a time limit, in one round trip, and the settings end
+with it. On MySQL (no ``SET STATEMENT``) it is ``START TRANSACTION READ ONLY`` … ``ROLLBACK`` with the
+session's ``max_execution_time``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import MySQLdb
+from MySQLdb.constants import CLIENT
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import QueuePool
+
+from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
+from connectors.db.params import bind
+from connectors.errors import Category, ConnectorError
+
+_ERRNO: dict[int, tuple[Category, str]] = {
+    1045: (Category.AUTH, "access denied (wrong user name or password)"),
+    1698: (Category.AUTH, "access denied"),
+    1044: (Category.PERMISSION, "access to the database denied"),
+    1142: (Category.PERMISSION, "permission denied on the table"),
+    1143: (Category.PERMISSION, "permission denied on the column"),
+    1227: (Category.PERMISSION, "permission denied"),
+    1370: (Category.PERMISSION, "permission denied on the routine"),
+    1290: (Category.PERMISSION, "the server runs read-only"),
+    1792: (Category.PERMISSION, "the database refused a write in a read-only transaction"),
+    1049: (Category.CONFIG, "unknown database"),
+    2026: (Category.CONFIG, "TLS setup failed"),
+    1969: (Category.TIMEOUT, "statement timed out"),
+    3024: (Category.TIMEOUT, "statement timed out"),
+    1205: (Category.TIMEOUT, "lock wait timed out"),
+    1213: (Category.CONFLICT, "deadlock"),
+    1062: (Category.CONFLICT, "duplicate key"),
+    1040: (Category.NETWORK, "too many connections"),
+    2002: (Category.NETWORK, "cannot connect"),
+    2003: (Category.NETWORK, "cannot connect"),
+    2005: (Category.NETWORK, "unknown host"),
+    2006: (Category.NETWORK, "the server has gone away"),
+    2013: (Category.NETWORK, "lost the connection during the query"),
+    2055: (Category.NETWORK, "lost the connection"),
+    1927: (Category.NETWORK, "the connection was killed"),
+    1053: (Category.NETWORK, "the server is shutting down"),
+    4031: (Category.NETWORK, "disconnected by the server for inactivity"),
+}
+_TRANSIENT = {1205, 1213, 1040}
+_DISCONNECTS = {2006, 2013, 2055, 1927, 1053, 4031}
+
+_SSL_MODES = {
+    "disable": "DISABLED",
+    "allow": "PREFERRED",
+    "prefer": "PREFERRED",
+    "require": "REQUIRED",
+    "verify-ca": "VERIFY_CA",
+    "verify-full": "VERIFY_IDENTITY",
+}
+
+
+@dataclass
+class _PoolLease:
+    fairy: Any  # SQLAlchemy's pooled-connection proxy
+    connection: Any
+
+    def release(self, *, discard: bool = False) -> None:
+        if discard:
+            self.fairy.invalidate()  # closed now; the pool opens a fresh one when needed
+        self.fairy.close()
+
+
+class MySQLConnector(DatabaseConnector):
+    kind = "mysql"
+    label = "MySQL / MariaDB"
+    config_class = DatabaseConfig
+    dialect = "mysql"
+    auth_types = ("basic", "none")  # "none": an account without a password
+    default_port: ClassVar[int] = 3306
+
+    list_tables_sql = (
+        "SELECT table_name AS name FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() ORDER BY table_name"
+    )
+    describe_sql = (
+        "SELECT column_name AS name, column_type AS type, is_nullable = 'YES' AS nullable, "
+        "column_default AS `default`, column_key = 'PRI' AS primary_key "
+        "FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = :table "
+        "ORDER BY ordinal_position"
+    )
+
+    _pool: QueuePool | None = None
+    mariadb: bool = True
+    _returning: bool = False
+
+    def quote(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        config: DatabaseConfig = self.config
+        kwargs: dict[str, Any] = {
+            "host": config.host,
+            "port": config.port or self.default_port,
+            "database": config.database,
+            "connect_timeout": max(1, math.ceil(config.connect_timeout)),
+            # A client-side bound too, for a server that stops answering mid-statement.
+            "read_timeout": math.ceil(config.statement_timeout_seconds) + 10,
+            "write_timeout": math.ceil(config.statement_timeout_seconds) + 10,
+            "charset": "utf8mb4",
+            "autocommit": True,
+            "multi_statements": False,
+            "client_flag": CLIENT.FOUND_ROWS,  # rowcount = rows matched, as on the other engines
+            "ssl_mode": _SSL_MODES[config.sslmode],
+        }
+        if config.username:
+            kwargs["user"] = config.username
+        if config.ssl_ca:
+            kwargs["ssl"] = {"ca": config.ssl_ca}
+        if self.auth_type == "basic":
+            kwargs["password"] = self.credential("password")
+        return kwargs
+
+    def _open_pool(self) -> None:
+        kwargs = self._connect_kwargs()
+        probe = MySQLdb.connect(**kwargs)  # say "access denied" now, not on the first query
+        try:
+            self.server_version = probe.get_server_info()
+        finally:
+            probe.close()
+        version = self.server_version or ""
+        self.mariadb = "mariadb" in version.lower()
+        numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2]) or (0, 0)
+        self._returning = self.mariadb and numbers >= (10, 5)
+        seconds = self.config.statement_timeout_seconds
+        kwargs["init_command"] = (
+            f"SET SESSION max_statement_time = {seconds:g}"
+            if self.mariadb
+            else f"SET SESSION max_execution_time = {int(seconds * 1000)}"
+        )
+        self._pool = QueuePool(
+            lambda: MySQLdb.connect(**kwargs),
+            pool_size=self.config.pool_size,
+            max_overflow=0,
+            timeout=self.config.connect_timeout,
+            use_lifo=True,  # keeps the busy few connections warm
+            reset_on_return=None,  # autocommit: nothing to roll back; transaction() ends its own
+        )
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.dispose()
+
+    def _acquire(self) -> _PoolLease:
+        if self._pool is None:
+            raise self._fail("not connected", Category.CONFIG)
+        fairy = self._pool.connect()
+        return _PoolLease(fairy, fairy.dbapi_connection)
+
+    def _socket(self, connection: Any) -> int | None:
+        try:
+            return int(connection.fileno())
+        except MySQLdb.Error:
+            return None
+
+    # ---------------------------------------------------------------- statements
+    def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
+        cursor = connection.cursor()
+        try:
+            if in_transaction or not self.config.read_only:
+                cursor.execute(sql, values)
+            elif self.mariadb:
+                seconds = self.config.statement_timeout_seconds
+                cursor.execute(f"SET STATEMENT tx_read_only = 1, max_statement_time = {seconds:g} FOR {sql}", values)
+            else:
+                cursor.execute("START TRANSACTION READ ONLY")
+                try:
+                    cursor.execute(sql, values)
+                finally:
+                    connection.rollback()
+            if cursor.description is None:
+                return QueryResult(columns=[], rows=[], row_count=0)
+            columns = [column[0] for column in cursor.description]
+            return self._result(columns, list(cursor.fetchmany(limit + 1)), limit)
+        finally:
+            cursor.close()
+
+    def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
+        count, rows, _last_id = self._write(connection, sql, values)
+        return count, rows
+
+    @staticmethod
+    def _write(connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]], Any]:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(sql, values)
+            rows: list[dict[str, Any]] = []
+            if cursor.description is not None:
+                columns = [column[0] for column in cursor.description]
+                rows = [dict(zip(columns, row, strict=False)) for row in cursor.fetchall()]
+            return int(cursor.rowcount), rows, cursor.lastrowid
+        finally:
+            cursor.close()
+
+    def _begin(self, connection: Any) -> None:
+        connection.query("START TRANSACTION READ ONLY" if self.config.read_only else "START TRANSACTION")
+
+    def _end(self, connection: Any, *, commit: bool) -> None:
+        if commit:
+            connection.commit()
+        else:
+            connection.rollback()
+
+    def _insert(self, conn: Any, table: str, data: dict[str, Any]) -> dict[str, Any]:
+        if self._returning:
+            return super()._insert(conn, table, data)
+        pk = self._primary_key(table)
+        names = list(data)
+        sql = (
+            f"INSERT INTO {self.quote(table)} ({', '.join(self.quote(n) for n in names)}) "
+            f"VALUES ({', '.join(f':p{i}' for i in range(len(names)))})"
+        )
+        text, values = bind(sql, {f"p{i}": data[n] for i, n in enumerate(names)}, self.dialect, self.param_style)
+        _count, _rows, last_id = self._write(conn, text, values)
+        key = data.get(pk, last_id)
+        return self._row_by_key(conn, table, pk, key) or dict(data)
+
+    def _update(self, conn: Any, table: str, pk: str, id: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        names = list(data)
+        assignments = ", ".join(f"{self.quote(n)} = :p{i}" for i, n in enumerate(names))
+        sql = f"UPDATE {self.quote(table)} SET {assignments} WHERE {self.quote(pk)} = :id"
+        count, _rows = self._run_bound(conn, sql, {f"p{i}": data[n] for i, n in enumerate(names)} | {"id": id})
+        if not count:
+            return None
+        return self._row_by_key(conn, table, pk, data.get(pk, id))
+
+    def _run_bound(self, conn: Any, sql: str, params: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+        text, values = bind(sql, params, self.dialect, self.param_style)
+        return self._run_write(conn, text, values)
+
+    def _row_by_key(self, conn: Any, table: str, pk: str, key: Any) -> dict[str, Any] | None:
+        sql = f"SELECT * FROM {self.quote(table)} WHERE {self.quote(pk)} = :id"
+        _count, rows = self._run_bound(conn, sql, {"id": key})
+        return rows[0] if rows else None
+
+    def _describe_row(self, row: Any) -> dict[str, Any]:
+        described = super()._describe_row(row)
+        if described["default"] == "NULL":  # MariaDB spells "no default" as the text NULL
+            described["default"] = None
+        return described
+
+    # ---------------------------------------------------------------- errors
+    @staticmethod
+    def _errno(exc: BaseException) -> int | None:
+        if isinstance(exc, MySQLdb.Error) and exc.args and isinstance(exc.args[0], int):
+            return exc.args[0]
+        return None
+
+    def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:
+        return self._errno(exc) in _DISCONNECTS or isinstance(exc, MySQLdb.InterfaceError)
+
+    def _map_error(self, exc: BaseException) -> ConnectorError | None:
+        if isinstance(exc, sa_exc.TimeoutError):
+            return self._fail(
+                f"no pooled connection became free within {self.config.connect_timeout:g} s",
+                Category.TIMEOUT,
+                permanent=False,
+            )
+        if not isinstance(exc, MySQLdb.Error):
+            return None
+        errno = self._errno(exc)
+        server_text = str(exc.args[1]) if len(exc.args) > 1 else ""
+        if errno in _ERRNO:
+            category, what = _ERRNO[errno]
+            return self._fail(f"{what} ({errno})", category, server_text,
+                              permanent=False if errno in _TRANSIENT else None)
+        if isinstance(exc, MySQLdb.OperationalError) and errno is not None and errno >= 2000:
+            return self._fail(f"connection failure ({errno})", Category.NETWORK, server_text)
+        if isinstance(exc, MySQLdb.InterfaceError):
+            return self._fail("the connection is closed", Category.NETWORK, permanent=False)
+        if isinstance(exc, MySQLdb.ProgrammingError | MySQLdb.DataError | MySQLdb.IntegrityError):
+            return self._fail(f"invalid statement ({errno})", Category.INVALID, server_text)
+        if isinstance(exc, MySQLdb.OperationalError):
+            # 1054 unknown column, 1146 unknown table, 1366 bad value... are OperationalErrors here
+            return self._fail(f"invalid statement ({errno})", Category.INVALID, server_text)
+        return self._fail(f"database error ({errno})", Category.UNKNOWN, server_text)

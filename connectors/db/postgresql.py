@@ -1,0 +1,235 @@
+"""PostgreSQL through psycopg 3 and psycopg_pool.
+
+Read-only queries run as ``BEGIN READ ONLY; <query>; ROLLBACK`` sent in one pipeline (one network
+round trip). Pipeline mode always uses the extended protocol, so the query is exactly one
+statement: ``SELECT 1; COMMIT; DELETE ...`` is refused by the server, not by us. Ending with
+ROLLBACK also undoes any ``SET`` the query made, so the session's statement_timeout (set at
+connect) cannot be switched off from a query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import psycopg
+import psycopg_pool
+from psycopg import pq
+
+from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
+from connectors.errors import Category, ConnectorError
+
+# SQLSTATE (or its two-letter class) -> category; the first match wins, longest first.
+_SQLSTATE: dict[str, tuple[Category, str]] = {
+    "25006": (Category.PERMISSION, "the database refused a write in a read-only transaction"),
+    "42501": (Category.PERMISSION, "permission denied"),
+    "57014": (Category.TIMEOUT, "statement timed out"),
+    "55P03": (Category.TIMEOUT, "lock not available"),
+    "57P01": (Category.NETWORK, "the server terminated the connection"),
+    "57P02": (Category.NETWORK, "the server is shutting down"),
+    "57P03": (Category.NETWORK, "the server is not accepting connections yet"),
+    "40001": (Category.CONFLICT, "serialization failure"),
+    "40P01": (Category.CONFLICT, "deadlock detected"),
+    "23505": (Category.CONFLICT, "duplicate key"),
+    "3D000": (Category.CONFIG, "database does not exist"),
+    "08": (Category.NETWORK, "connection failure"),
+    "28": (Category.AUTH, "authentication failed"),
+    "53": (Category.NETWORK, "the server is out of resources"),
+    "23": (Category.INVALID, "constraint violated"),
+    "22": (Category.INVALID, "invalid value"),
+    "42": (Category.INVALID, "invalid SQL"),
+    "0A": (Category.INVALID, "feature not supported"),
+    "25": (Category.INVALID, "invalid transaction state"),
+    "2B": (Category.INVALID, "dependent objects still exist"),
+}
+_TRANSIENT = {"40001", "40P01", "55P03"}
+
+# libpq's words when no SQLSTATE reached us (the connection never got that far).
+_CONNECT_TEXT = (
+    ("password authentication failed", Category.AUTH, "authentication failed"),
+    ("no password supplied", Category.AUTH, "a password is required"),
+    ("role ", Category.AUTH, "authentication failed"),
+    ("timeout expired", Category.TIMEOUT, "connection timed out"),
+    ("could not translate host name", Category.NETWORK, "unknown host"),
+    ("connection refused", Category.NETWORK, "connection refused"),
+    ("ssl", Category.CONFIG, "TLS setup failed"),
+    ("certificate", Category.CONFIG, "TLS setup failed"),
+)
+
+
+@dataclass
+class _PgLease:
+    pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]]
+    connection: psycopg.Connection[Any]
+
+    def release(self, *, discard: bool = False) -> None:
+        if discard and not self.connection.closed:
+            self.connection.close()  # the pool replaces a closed connection
+        self.pool.putconn(self.connection)
+
+
+class PostgreSQLConnector(DatabaseConnector):
+    kind = "postgresql"
+    label = "PostgreSQL"
+    config_class = DatabaseConfig
+    dialect = "postgresql"
+    auth_types = ("basic", "none")  # "none": trust or peer authentication, no password sent
+    default_port: ClassVar[int] = 5432
+
+    list_tables_sql = (
+        "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname"
+    )
+    describe_sql = (
+        "SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, "
+        "NOT a.attnotnull AS nullable, pg_get_expr(d.adbin, d.adrelid) AS default, "
+        "COALESCE(a.attnum = ANY(i.indkey), false) AS primary_key "
+        "FROM pg_attribute a "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary "
+        "WHERE a.attrelid = to_regclass(quote_ident(:table)) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum"
+    )
+
+    _pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        config: DatabaseConfig = self.config
+        timeout_ms = int(config.statement_timeout_seconds * 1000)
+        kwargs: dict[str, Any] = {
+            "host": config.host,
+            "port": config.port or self.default_port,
+            "dbname": config.database,
+            "connect_timeout": max(1, math.ceil(config.connect_timeout)),
+            "sslmode": config.sslmode,
+            "application_name": f"hub:{self.runtime.key}"[:63],
+            # Session defaults; a read-only query's ROLLBACK undoes any change it makes to them.
+            "options": f"-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={max(timeout_ms, 60000)}",
+            "autocommit": True,
+        }
+        if config.username:
+            kwargs["user"] = config.username
+        if config.ssl_ca:
+            kwargs["sslrootcert"] = config.ssl_ca
+        if self.auth_type == "basic":
+            kwargs["password"] = self.credential("password")
+        return kwargs
+
+    def _open_pool(self) -> None:
+        kwargs = self._connect_kwargs()
+        # One direct connection first: the pool connects in the background and would only report
+        # a timeout, where we want to say "wrong password" or "connection refused".
+        with psycopg.connect(**kwargs) as probe:
+            self.server_version = str(probe.info.server_version)
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+            "",
+            kwargs=kwargs,
+            min_size=1,
+            max_size=self.config.pool_size,
+            timeout=self.config.connect_timeout,
+            name=f"hub-{self.runtime.key}",
+            open=False,
+        )
+        pool.open(wait=True, timeout=self.config.connect_timeout)
+        self._pool = pool
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=2)
+
+    def _acquire(self) -> _PgLease:
+        if self._pool is None:
+            raise self._fail("not connected", Category.CONFIG)
+        return _PgLease(self._pool, self._pool.getconn())
+
+    def _socket(self, connection: Any) -> int | None:
+        try:
+            return int(connection.pgconn.socket)
+        except psycopg.OperationalError:
+            return None
+
+    # ---------------------------------------------------------------- statements
+    def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
+        if in_transaction or not self.config.read_only:
+            cursor = connection.cursor()
+            cursor.execute(sql, values)
+        else:
+            try:
+                with connection.pipeline():
+                    connection.execute("BEGIN READ ONLY")
+                    cursor = connection.cursor()
+                    cursor.execute(sql, values)
+                    connection.execute("ROLLBACK")
+            except psycopg.Error:
+                self._rollback_quietly(connection)
+                raise
+        with cursor:
+            if cursor.description is None:
+                return QueryResult(columns=[], rows=[], row_count=0)
+            columns = [column.name for column in cursor.description]
+            return self._result(columns, cursor.fetchmany(limit + 1), limit)
+
+    def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            rows: list[dict[str, Any]] = []
+            if cursor.description is not None:
+                columns = [column.name for column in cursor.description]
+                rows = [dict(zip(columns, row, strict=False)) for row in cursor.fetchall()]
+            return cursor.rowcount, rows
+
+    def _begin(self, connection: Any) -> None:
+        connection.execute("BEGIN READ ONLY" if self.config.read_only else "BEGIN")
+
+    def _end(self, connection: Any, *, commit: bool) -> None:
+        if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            connection.execute("COMMIT" if commit else "ROLLBACK")
+
+    @staticmethod
+    def _rollback_quietly(connection: Any) -> None:
+        try:
+            if connection.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+                connection.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # a broken connection: the pool discards it on return
+
+    # ---------------------------------------------------------------- errors
+    def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:
+        return bool(connection.closed or connection.broken) or (
+            isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "").startswith(("08", "57P"))
+        )
+
+    def _map_error(self, exc: BaseException) -> ConnectorError | None:
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            return self._fail(
+                f"no pooled connection became free within {self.config.connect_timeout:g} s",
+                Category.TIMEOUT,
+                permanent=False,
+            )
+        if isinstance(exc, psycopg_pool.PoolClosed):
+            return self._fail("the connection pool is closed", Category.NETWORK, permanent=False)
+        if not isinstance(exc, psycopg.Error):
+            return None
+        sqlstate = exc.sqlstate or ""
+        server_text = exc.diag.message_primary or ""
+        for code in (sqlstate, sqlstate[:2]):
+            if code and code in _SQLSTATE:
+                category, what = _SQLSTATE[code]
+                permanent = False if sqlstate in _TRANSIENT else None
+                return self._fail(f"{what} ({sqlstate})", category, server_text, permanent=permanent)
+        text = str(exc).lower()
+        if isinstance(exc, psycopg.OperationalError):
+            for needle, category, what in _CONNECT_TEXT:
+                if needle in text:
+                    return self._fail(what, category, self._connect_detail(exc))
+            return self._fail("connection failure", Category.NETWORK, self._connect_detail(exc))
+        if isinstance(exc, psycopg.ProgrammingError | psycopg.DataError):
+            return self._fail("invalid statement", Category.INVALID, server_text or type(exc).__name__)
+        return self._fail(f"database error ({sqlstate or type(exc).__name__})", Category.UNKNOWN, server_text)
+
+    def _connect_detail(self, exc: BaseException) -> str:
+        # libpq's text names host and port (no password: we never build a DSN string); keep its last line.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return lines[-1] if lines else ""

@@ -1,0 +1,191 @@
+"""SQLite through the standard library, pooled by SQLAlchemy's QueuePool.
+
+A read-only integration opens the file with ``mode=ro`` (SQLite itself refuses every write, and
+no other database can be attached); otherwise ``mode=rw``, so a mistyped path is an error instead
+of a new empty database. The statement timeout is a progress handler that interrupts the query.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import QueuePool
+
+from connectors.db.base import DatabaseConnector, DatabaseOptions, QueryResult
+from connectors.errors import Category, ConnectorError
+
+
+class SQLiteConfig(DatabaseOptions):
+    path: str = Field(..., min_length=1, max_length=4096, description="Path of the database file on the worker.")
+    pool_size: int = Field(5, ge=1, le=100, description="Pooled connections per worker process.")
+
+
+# Primary result codes (https://sqlite.org/rescode.html) -> category.
+_CODES: dict[int, tuple[Category, str]] = {
+    1: (Category.INVALID, "invalid SQL"),  # SQLITE_ERROR: syntax, unknown table or column
+    3: (Category.PERMISSION, "access denied"),  # SQLITE_PERM
+    5: (Category.TIMEOUT, "the database is locked"),  # SQLITE_BUSY
+    6: (Category.TIMEOUT, "a table is locked"),  # SQLITE_LOCKED
+    8: (Category.PERMISSION, "the database refused a write (opened read-only)"),  # SQLITE_READONLY
+    9: (Category.TIMEOUT, "statement timed out"),  # SQLITE_INTERRUPT (our progress handler)
+    13: (Category.UNAVAILABLE, "the disk is full"),  # SQLITE_FULL
+    14: (Category.CONFIG, "cannot open the database file"),  # SQLITE_CANTOPEN
+    18: (Category.INVALID, "value too big"),  # SQLITE_TOOBIG
+    19: (Category.INVALID, "constraint violated"),  # SQLITE_CONSTRAINT
+    20: (Category.INVALID, "wrong type"),  # SQLITE_MISMATCH
+    23: (Category.PERMISSION, "not authorized"),  # SQLITE_AUTH
+    25: (Category.INVALID, "parameter out of range"),  # SQLITE_RANGE
+    26: (Category.CONFIG, "the file is not a database"),  # SQLITE_NOTADB
+}
+_UNIQUE = {1555, 2067}  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+_TRANSIENT = {5, 6}
+
+
+@dataclass
+class _PoolLease:
+    fairy: Any
+    connection: Any  # sqlite3.Connection
+
+    def release(self, *, discard: bool = False) -> None:
+        if discard:
+            self.fairy.invalidate()
+        self.fairy.close()
+
+
+class SQLiteConnector(DatabaseConnector):
+    kind = "sqlite"
+    label = "SQLite"
+    config_class = SQLiteConfig
+    dialect = "sqlite"
+    param_style = "named"  # sqlite3 binds :name itself
+    credential_fields = ()
+    auth_types = ("none",)
+
+    list_tables_sql = (
+        "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )
+    describe_sql = (
+        'SELECT name, type, NOT "notnull" AS nullable, dflt_value AS "default", pk > 0 AS primary_key '
+        "FROM pragma_table_info(:table) ORDER BY cid"
+    )
+
+    _pool: QueuePool | None = None
+
+    def _new_connection(self) -> sqlite3.Connection:
+        mode = "ro" if self.config.read_only else "rw"
+        uri = Path(self.config.path).expanduser().absolute().as_uri() + f"?mode={mode}"
+        connection = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=self.config.connect_timeout,  # how long to wait for another writer's lock
+            isolation_level=None,  # autocommit; transaction() says BEGIN itself
+            check_same_thread=False,  # the pool hands a connection to one thread at a time
+        )
+        if self.config.read_only:
+            connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        return connection
+
+    def _open_pool(self) -> None:
+        probe = self._new_connection()
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # NOTADB shows on the first read
+        finally:
+            probe.close()
+        self.server_version = sqlite3.sqlite_version
+        self._pool = QueuePool(
+            self._new_connection,  # type: ignore[arg-type]  # sqlite3.Connection is a DB-API connection
+            pool_size=self.config.pool_size,
+            max_overflow=0,
+            timeout=self.config.connect_timeout,
+            use_lifo=True,
+            reset_on_return=None,
+        )
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.dispose()
+
+    def _acquire(self) -> _PoolLease:
+        if self._pool is None:
+            raise self._fail("not connected", Category.CONFIG)
+        fairy = self._pool.connect()
+        return _PoolLease(fairy, fairy.dbapi_connection)
+
+    def _with_deadline(self, connection: sqlite3.Connection, run: Any) -> Any:
+        deadline = time.monotonic() + self.config.statement_timeout_seconds
+        connection.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+        try:
+            return run()
+        finally:
+            connection.set_progress_handler(None, 0)
+
+    def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
+        def run() -> QueryResult:
+            cursor = connection.execute(sql, values)
+            try:
+                if cursor.description is None:
+                    return QueryResult(columns=[], rows=[], row_count=0)
+                columns = [column[0] for column in cursor.description]
+                return self._result(columns, cursor.fetchmany(limit + 1), limit)
+            finally:
+                cursor.close()
+
+        result: QueryResult = self._with_deadline(connection, run)
+        return result
+
+    def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
+        def run() -> tuple[int, list[dict[str, Any]]]:
+            cursor = connection.execute(sql, values)
+            try:
+                rows: list[dict[str, Any]] = []
+                if cursor.description is not None:
+                    columns = [column[0] for column in cursor.description]
+                    rows = [dict(zip(columns, row, strict=False)) for row in cursor.fetchall()]
+                return cursor.rowcount, rows
+            finally:
+                cursor.close()
+
+        outcome: tuple[int, list[dict[str, Any]]] = self._with_deadline(connection, run)
+        return outcome
+
+    def _begin(self, connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front: two writers cannot deadlock upgrading later.
+        connection.execute("BEGIN" if self.config.read_only else "BEGIN IMMEDIATE")
+
+    def _end(self, connection: Any, *, commit: bool) -> None:
+        if connection.in_transaction:
+            connection.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:
+        return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower()
+
+    def _map_error(self, exc: BaseException) -> ConnectorError | None:
+        if isinstance(exc, sa_exc.TimeoutError):
+            return self._fail(
+                f"no pooled connection became free within {self.config.connect_timeout:g} s",
+                Category.TIMEOUT,
+                permanent=False,
+            )
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        code = getattr(exc, "sqlite_errorcode", None)
+        text = str(exc)
+        if code is not None:
+            if code in _UNIQUE:
+                return self._fail("duplicate key", Category.CONFLICT, text)
+            primary = code & 0xFF
+            if primary in _CODES:
+                category, what = _CODES[primary]
+                return self._fail(what, category, text, permanent=False if primary in _TRANSIENT else None)
+        if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+            return self._fail("invalid statement", Category.INVALID, text)  # e.g. a missing :param binding
+        if isinstance(exc, sqlite3.IntegrityError):
+            return self._fail("constraint violated", Category.INVALID, text)
+        return self._fail("database error", Category.UNKNOWN, text)

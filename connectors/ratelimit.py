@@ -1,0 +1,247 @@
+"""Token-bucket rate limiting per integration: in memory for one process, in Redis for all of them.
+
+Both limiters use the same arithmetic. The bucket holds up to ``burst`` tokens (default: ``requests``)
+and refills at ``requests / per_seconds`` tokens a second. ``acquire`` *reserves* the next token: when
+the bucket is empty the level goes below zero and the caller sleeps until its token exists. A caller
+whose token would come later than ``max_wait_seconds`` reserves nothing and gets ``rate_limited`` with
+``retry_after`` at once, so no worker blocks past the bound and no token is wasted on a refusal.
+
+In Redis the whole decision is one Lua script run by the server (server clock, no read-modify-write
+between processes), so every process of every machine shares one bucket and one time base.
+
+A provider's Retry-After (``pause``) moves the refill start to the end of the pause with one token in
+hand: nobody is admitted before then, then the bucket refills at its normal rate. A caller that had
+reserved a token and was sleeping when the pause arrived checks again after its sleep.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from connectors.base import RateLimitConfig
+from connectors.errors import Category, ConnectorError
+
+
+def _refill_rate(rate: RateLimitConfig) -> float:
+    return rate.requests / rate.per_seconds
+
+
+def _capacity(rate: RateLimitConfig) -> float:
+    return float(rate.burst or rate.requests)
+
+
+def _refused(key_label: str, wait: float) -> ConnectorError:
+    return ConnectorError(
+        f"rate limit reached for {key_label}; next request allowed in {wait:.2f} s",
+        category=Category.RATE_LIMITED,
+        retry_after=round(wait, 3),
+    )
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float  # the time ``tokens`` was measured at; in the future while paused
+    paused_until: float = 0.0
+
+
+class MemoryBucketStore:
+    """Bucket state of one process, keyed by integration; shareable by several limiters."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.buckets: dict[str, _Bucket] = {}
+
+
+class MemoryRateLimiter:
+    """The token bucket for one process (no REDIS_URL): thread-safe, same semantics as Redis."""
+
+    def __init__(
+        self,
+        rate: RateLimitConfig,
+        *,
+        store: MemoryBucketStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.store = store or MemoryBucketStore()
+        self._clock = clock
+        self._sleep = sleep
+
+    def _reserve(self, key: str) -> tuple[bool, float]:
+        refill, capacity = _refill_rate(self.rate), _capacity(self.rate)
+        with self.store.lock:
+            now = self._clock()
+            bucket = self.store.buckets.get(key)
+            if bucket is None:
+                bucket = self.store.buckets[key] = _Bucket(tokens=capacity, stamp=now)
+            level = min(capacity, bucket.tokens + (now - bucket.stamp) * refill)
+            wait = 0.0 if level >= 1 else (1 - level) / refill
+            if wait > self.rate.max_wait_seconds:
+                return False, wait
+            bucket.tokens, bucket.stamp = level - 1, now
+            return True, wait
+
+    def _paused_for(self, key: str) -> float:
+        with self.store.lock:
+            bucket = self.store.buckets.get(key)
+            return max(0.0, bucket.paused_until - self._clock()) if bucket else 0.0
+
+    def acquire(self, key: str) -> None:
+        deadline = self._clock() + self.rate.max_wait_seconds
+        while True:
+            granted, wait = self._reserve(key)
+            if not granted:
+                raise _refused(key, wait)
+            if wait <= 0:
+                return
+            self._sleep(wait)
+            paused = self._paused_for(key)
+            if paused <= 0:
+                return
+            if self._clock() + paused > deadline:
+                raise _refused(key, paused)
+
+    def pause(self, key: str, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with self.store.lock:
+            now = self._clock()
+            until = now + seconds
+            bucket = self.store.buckets.get(key)
+            if bucket is not None and bucket.paused_until >= until:
+                return
+            self.store.buckets[key] = _Bucket(tokens=1.0, stamp=until, paused_until=until)
+
+
+# KEYS[1]: the bucket hash. ARGV: refill rate (tokens/s), capacity, max wait (s).
+# Returns {granted (0|1), wait seconds as a string} (Lua numbers would be truncated to integers).
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp', 'paused_until')
+local tokens = tonumber(state[1])
+local stamp = tonumber(state[2])
+local paused_until = tonumber(state[3]) or 0
+if tokens == nil or stamp == nil then
+  tokens = capacity
+  stamp = now
+end
+local level = math.min(capacity, tokens + (now - stamp) * rate)
+local wait = 0
+if level < 1 then
+  wait = (1 - level) / rate
+end
+if wait > max_wait then
+  return {0, tostring(wait)}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(level - 1), 'stamp', tostring(now))
+-- Once idle long enough to be full again, the key may go: a missing bucket reads as full.
+local idle = math.max(0, paused_until - now) + (capacity + 1 - (level - 1)) / rate
+redis.call('PEXPIRE', KEYS[1], math.ceil(idle * 1000) + 1000)
+return {1, tostring(wait)}
+"""
+
+# KEYS[1]: the bucket hash. ARGV: pause seconds, refill rate, capacity.
+_PAUSE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
+if current >= until_ then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'tokens', '1', 'stamp', tostring(until_), 'paused_until', tostring(until_))
+local idle = (until_ - now) + (tonumber(ARGV[3]) + 1) / tonumber(ARGV[2])
+redis.call('PEXPIRE', KEYS[1], math.ceil(idle * 1000) + 1000)
+return 1
+"""
+
+# KEYS[1]: the bucket hash. Returns the seconds left in a pause, as a string.
+_PAUSED_FOR_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
+return tostring(math.max(0, until_ - now))
+"""
+
+
+def store_unreachable(what: str, exc: BaseException) -> ConnectorError:
+    """Redis failed: say so without its URL (which may carry a password)."""
+    return ConnectorError(
+        f"{what} store (Redis) is unreachable: {type(exc).__name__}",
+        category=Category.UNAVAILABLE,
+        permanent=False,
+        retry_after=5.0,
+    )
+
+
+class RedisRateLimiter:
+    """The token bucket shared by every process through Redis: one atomic script per acquire."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        rate: RateLimitConfig,
+        prefix: str = "hub",
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.rate = rate
+        self.prefix = prefix
+        self._sleep = sleep
+        self._acquire = client.register_script(_ACQUIRE_LUA)
+        self._pause = client.register_script(_PAUSE_LUA)
+        self._paused_for_script = client.register_script(_PAUSED_FOR_LUA)
+
+    def bucket_key(self, key: str) -> str:
+        return f"{self.prefix}:ratelimit:{key}"
+
+    def _paused_for(self, key: str) -> float:
+        return float(self._paused_for_script(keys=[self.bucket_key(key)]))
+
+    def acquire(self, key: str) -> None:
+        args = [repr(_refill_rate(self.rate)), repr(_capacity(self.rate)), repr(self.rate.max_wait_seconds)]
+        deadline = time.monotonic() + self.rate.max_wait_seconds
+        try:
+            while True:
+                granted, wait_text = self._acquire(keys=[self.bucket_key(key)], args=args)
+                wait = float(wait_text)
+                if not int(granted):
+                    raise _refused(key, wait)
+                if wait <= 0:
+                    return
+                self._sleep(wait)
+                paused = self._paused_for(key)
+                if paused <= 0:
+                    return
+                if time.monotonic() + paused > deadline:
+                    raise _refused(key, paused)
+        except redis.RedisError as exc:
+            raise store_unreachable("rate-limit", exc) from None
+
+    def pause(self, key: str, seconds: float) -> None:
+        if seconds <= 0 or not math.isfinite(seconds):
+            return
+        try:
+            self._pause(
+                keys=[self.bucket_key(key)],
+                args=[repr(float(seconds)), repr(_refill_rate(self.rate)), repr(_capacity(self.rate))],
+            )
+        except redis.RedisError as exc:
+            raise store_unreachable("rate-limit", exc) from None
+
+    def reset(self, key: str) -> None:
+        """Forget the bucket (a full one is assumed next time); used when an integration is deleted."""
+        self.client.delete(self.bucket_key(key))
