@@ -132,7 +132,13 @@ class ManagedProcess:
 
 
 @pytest.fixture
-def process_env(transactional_db: None, redis_url: str) -> dict[str, str]:
+def process_env_overrides() -> dict[str, str]:
+    """Extra environment for every child process; override this fixture in a test module to tune settings."""
+    return {}
+
+
+@pytest.fixture
+def process_env(transactional_db: None, redis_url: str, process_env_overrides: dict[str, str]) -> dict[str, str]:
     """Environment for a child process: the same test database, Redis, settings and keys as this run."""
     from django.conf import settings
     from django.db import connection
@@ -147,6 +153,7 @@ def process_env(transactional_db: None, redis_url: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(REPO),
     )
+    env.update(process_env_overrides)
     return env
 
 
@@ -307,12 +314,32 @@ class WSClient:
         except Exception:  # closed
             return
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    def mark(self) -> int:
+        """A position in the history: ``wait_for(..., since=ws.mark())`` only matches later messages."""
+        self._drain()
+        return len(self.seen)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                received_at, message = self.messages.get_nowait()
+            except queue.Empty:
+                return
+            message["_received_at"] = received_at
+            self.seen.append(message)
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0, since: int = 0
+                 ) -> dict[str, Any]:
+        """The first message (from position ``since`` of the history) that matches, waiting for new ones."""
+        self._drain()
+        for message in self.seen[since:]:
+            if predicate(message):
+                return message
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no matching WebSocket event in {timeout} s; saw: {self.seen[-10:]}")
+                raise TimeoutError(f"no matching WebSocket event in {timeout} s; last seen: {self.seen[-5:]}")
             try:
                 received_at, message = self.messages.get(timeout=remaining)
             except queue.Empty:

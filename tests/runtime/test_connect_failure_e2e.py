@@ -2,7 +2,7 @@ import pytest
 
 from integrations import services
 from integrations.models import Integration
-from tests.runtime_fixtures import free_port, wait_until
+from tests.runtime_fixtures import free_port
 
 
 @pytest.mark.django_db(transaction=True)
