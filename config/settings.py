@@ -152,6 +152,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+# WhiteNoise serves from here with DEBUG off (filled by `collectstatic` in scripts/run), from the app
+# folders with DEBUG on; it warns at every start when the folder is missing.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/integrations"
@@ -198,6 +201,14 @@ HEALTH_DISPATCH_SECONDS = env_int("HEALTH_DISPATCH_SECONDS", 5, minimum=1)
 # A connect still "connecting" after this long lost its task (e.g. the whole worker died): marked error.
 CONNECT_STUCK_SECONDS = env_int("CONNECT_STUCK_SECONDS", 300, minimum=30)
 HUB_LIVE_CONNECTORS_MAX = env_int("HUB_LIVE_CONNECTORS_MAX", 256, minimum=1)
+# Agent tools (integrations/tools/): caps, the time limit of a call in a worker, idempotency.
+TOOLS_MAX_ROWS = env_int("TOOLS_MAX_ROWS", 1000, minimum=1)
+TOOLS_MAX_ITEMS = env_int("TOOLS_MAX_ITEMS", 1000, minimum=1)
+TOOLS_MAX_RESULT_BYTES = env_int("TOOLS_MAX_RESULT_BYTES", 2_000_000, minimum=10_000)
+TOOLS_TIMEOUT_SECONDS = env_int("TOOLS_TIMEOUT_SECONDS", 30, minimum=1)
+# A pending HRIS write belongs to its first attempt this long (> the hard time limit, + a margin).
+TOOLS_WRITE_LEASE_SECONDS = env_int("TOOLS_WRITE_LEASE_SECONDS", TOOLS_TIMEOUT_SECONDS + 20, minimum=2)
+TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 # Circuit breaker per integration (shared by every worker through Redis).
 CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
 CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)

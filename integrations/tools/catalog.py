@@ -201,7 +201,7 @@ WRITE_RESULT = {
     },
 }
 
-HRIS_RESOURCES = ["employees", "employee", "time_off_requests", "custom_fields"]
+HRIS_RESOURCES = ["employees", "employee", "time_off_requests", "time_off_types", "custom_fields"]
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
@@ -284,7 +284,7 @@ TOOLS: tuple[Tool, ...] = (
             "Read from an HRIS integration. resource: 'employees' (filters: status, department, job_title, "
             "name, email, ids), 'employee' (filters: id, optional fields = provider field names to add), "
             "'time_off_requests' (filters: start, end as YYYY-MM-DD, status, employee_id, type), "
-            "'custom_fields'. Records come in the provider-neutral shapes; at most 'limit' items "
+            "'time_off_types' (the ids a time-off request needs), 'custom_fields'. Records come in the provider-neutral shapes; at most 'limit' items "
             "(default 100), 'truncated' says when there were more."
         ),
         family="hris",

@@ -81,6 +81,8 @@ def query_hris(
             raise ToolError("invalid", "filters.start and filters.end (YYYY-MM-DD) are required for time_off_requests")
         records = services.run_operation(connector_id, "list_time_off_requests", filters, unified=True)
         items = [jsonable(r) for r in records]
+    elif resource == "time_off_types":
+        items = [jsonable(t) for t in services.run_operation(connector_id, "list_time_off_types")]
     elif resource == "custom_fields":
         items = [jsonable(f) for f in services.run_operation(connector_id, "list_custom_fields")]
     else:  # the schema's enum stops this first; kept for direct Python callers

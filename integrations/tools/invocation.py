@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
 from connectors import registry
@@ -296,7 +295,6 @@ def invoke(
 
 def execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write: bool) -> dict[str, Any]:
     """Run the implementation (in a worker, or inline) and complete the call's record."""
-    close_old_connections()
     tool = catalog.get(name)
     call = ToolCall.objects.filter(pk=call_id).only("actor").first() if call_id is not None else None
     actor = call.actor if call is not None else "python"

@@ -1,0 +1,81 @@
+"""Fixtures for the agent tools: a BambooHR sandbox in this process, integrations on it and on the
+real databases of this machine, agent tokens, and a REST client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sandbox.bamboohr import BambooHRSandbox
+
+HR_WRITABLE = ["firstName", "lastName", "workEmail", "department", "jobTitle", "hireDate", "timeOffRequest",
+               "timeOffStatus"]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def hr_sandbox() -> Iterator[BambooHRSandbox]:
+    with BambooHRSandbox(api_key=os.urandom(20).hex(), employees=30, seed=11) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_sandbox() -> Iterator[BambooHRSandbox]:
+    """A sandbox of one's own, for tests that count employees or inject faults."""
+    with BambooHRSandbox(api_key=os.urandom(20).hex(), employees=5, seed=3) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _own_redis_keys(redis_url: str) -> None:
+    """Circuit and rate-limit state are keyed by integration id: ids are unique per test, so nothing to do
+    but make sure this run talks to its own Redis database."""
+    assert redis_url
+
+
+@pytest.fixture
+def make_hr_integration(db: None) -> Callable[..., Any]:
+    from integrations import services
+
+    def make(sandbox: BambooHRSandbox, *, writable: list[str] | None = HR_WRITABLE, connect: bool = True,
+             **config: Any) -> Any:
+        integration_id = unique("hr")
+        settings = {"subdomain": sandbox.company.name, "base_url": sandbox.url, "allow_insecure_loopback": True}
+        if writable is not None:
+            settings["writable_fields"] = writable
+        settings.update(config)
+        integration = services.create_integration(
+            actor="tests", id=integration_id, name="HR sandbox", kind="bamboohr", auth_type="api_key",
+            config=settings, credentials={"api_key": sandbox.api_key},
+        )
+        if connect:
+            result = services.connect(integration_id)
+            assert result["ok"], result
+            integration.refresh_from_db()
+        return integration
+
+    return make
+
+
+@pytest.fixture
+def make_token(db: None) -> Callable[..., tuple[Any, str]]:
+    from integrations.tools.models import AgentToken
+
+    def make(*integrations: Any, access: str = "read", name: str = "agent") -> tuple[Any, str]:
+        return AgentToken.issue(name=name, access=access, integrations=list(integrations))
+
+    return make
+
+
+@pytest.fixture
+def api_client() -> Any:
+    from rest_framework.test import APIClient
+
+    return APIClient()
