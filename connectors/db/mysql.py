@@ -276,6 +276,9 @@ class MySQLConnector(DatabaseConnector):
             return None
         errno = self._errno(exc)
         server_text = str(exc.args[1]) if len(exc.args) > 1 else ""
+        if errno in (2002, 2003, 2013) and ("system error: 110" in server_text or "timed out" in server_text.lower()):
+            # errno 110 is ETIMEDOUT: the server (or something in between) never answered in time
+            return self._fail(f"connection timed out ({errno})", Category.TIMEOUT, server_text, permanent=False)
         if errno in _ERRNO:
             category, what = _ERRNO[errno]
             return self._fail(f"{what} ({errno})", category, server_text,

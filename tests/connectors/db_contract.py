@@ -1,0 +1,366 @@
+"""The contract every database connector passes against a real server (or file).
+
+Each engine's test module subclasses ``DatabaseContract`` and supplies an ``EngineSpec``: how to
+reach the database as an administrator (to create tables and kill connections behind the
+connector's back), its DDL and its engine-specific SQL. Everything else is shared.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from connectors import build
+from connectors.db.base import DatabaseConnector
+from connectors.errors import Category, ConnectorError
+from connectors.metrics import MemoryMetrics
+from connectors.runtime import RetryPolicy, Runtime
+
+SECRET = "Sup3r-Secret-pw"
+
+
+class EngineSpec:
+    kind: ClassVar[str]
+    auth_type: ClassVar[str] = "none"
+    sleep_sql: ClassVar[str]  # runs for several seconds
+    backend_id_sql: ClassVar[str | None] = None  # SELECT ... AS id: the server's id of this connection
+    supports_kill: ClassVar[bool] = True
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def admin(self, sql: str) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def ddl(self, table: str) -> str:
+        raise NotImplementedError
+
+    def quote(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def kill(self, backend_id: Any) -> None:
+        raise NotImplementedError
+
+    def alive(self, backend_id: Any) -> bool:
+        raise NotImplementedError
+
+    def unreachable(self, port: int) -> dict[str, Any]:
+        return self.config() | {"host": "127.0.0.1", "port": port, "connect_timeout": 1}
+
+    def bad_login(self) -> tuple[dict[str, Any], dict[str, str]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+Make = Callable[..., DatabaseConnector]
+
+
+class DatabaseContract:
+    spec_class: ClassVar[type[EngineSpec]]
+
+    @pytest.fixture
+    def spec(self, tmp_path: Any) -> Iterator[EngineSpec]:
+        spec = self.spec_class(tmp_path)  # type: ignore[call-arg]
+        yield spec
+        spec.close()
+
+    @pytest.fixture
+    def make(self, spec: EngineSpec) -> Iterator[Make]:
+        made: list[DatabaseConnector] = []
+
+        def make(credentials: dict[str, str] | None = None, *, auth_type: str | None = None, **overrides: Any):
+            runtime = Runtime(
+                key=f"contract-{uuid.uuid4().hex[:8]}",
+                metrics=MemoryMetrics(),
+                retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.05),
+            )
+            connector = build(spec.kind, spec.config() | overrides, credentials or {}, runtime,
+                              auth_type=auth_type or spec.auth_type)
+            assert isinstance(connector, DatabaseConnector)
+            made.append(connector)
+            return connector
+
+        yield make
+        for connector in made:
+            connector.disconnect()
+
+    @pytest.fixture
+    def table(self, spec: EngineSpec) -> Iterator[str]:
+        name = f"hub_contract_{uuid.uuid4().hex[:10]}"
+        spec.admin(spec.ddl(name))
+        yield name
+        spec.admin(f"DROP TABLE IF EXISTS {spec.quote(name)}")
+
+    def _count(self, spec: EngineSpec, table: str) -> int:
+        return int(spec.admin(f"SELECT COUNT(*) FROM {spec.quote(table)}")[0][0])
+
+    def _error(self, fn: Callable[[], Any]) -> ConnectorError:
+        with pytest.raises(ConnectorError) as info:
+            fn()
+        return info.value
+
+    # ----------------------------------------------------------------- lifecycle
+    def test_connection_test_reports_ok(self, make: Make) -> None:
+        result = make().test_connection()
+        assert result.ok, result
+        assert result.latency_ms > 0 and result.details["server_version"]
+
+    def test_disconnect_closes_the_pool(self, make: Make, spec: EngineSpec) -> None:
+        if not spec.backend_id_sql:
+            pytest.skip("no server: SQLite connections are file handles")
+        db = make(pool_size=2)
+        backend = db.query(spec.backend_id_sql)[0]["id"]
+        assert spec.alive(backend)
+        db.disconnect()
+        deadline = time.monotonic() + 3
+        while spec.alive(backend) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not spec.alive(backend)
+
+    # ----------------------------------------------------------------- CRUD, parameters, transactions
+    def test_crud_round_trip(self, make: Make, table: str) -> None:
+        db = make(read_only=False)
+        created = db.create(table, {"name": "widget", "qty": 3, "Display Name": "Wid Get"})
+        assert created["name"] == "widget" and created["qty"] == 3 and created["Display Name"] == "Wid Get"
+        assert created["note"] == "x"  # the column default, read back from the database
+        row_id = created["id"]
+        assert db.query(f"SELECT name FROM {db.quote(table)} WHERE id = :id", {"id": row_id}) == [{"name": "widget"}]
+        updated = db.update(table, row_id, {"qty": 7, "note": None})
+        assert updated == created | {"qty": 7, "note": None}
+        assert db.delete(table, row_id) is True
+        assert db.delete(table, row_id) is False
+        assert self._error(lambda: db.update(table, row_id, {"qty": 1})).category == Category.NOT_FOUND
+
+    def test_execute_returns_rows_affected(self, make: Make, table: str) -> None:
+        db = make(read_only=False)
+        for n in range(3):
+            db.create(table, {"name": f"n{n}", "qty": n})
+        assert db.execute(f"UPDATE {db.quote(table)} SET qty = qty + 1 WHERE qty >= :low", {"low": 1}) == 2
+        assert db.execute(f"DELETE FROM {db.quote(table)} WHERE name = :name", {"name": "none"}) == 0
+
+    def test_transaction_commits_together_or_not_at_all(self, make: Make, spec: EngineSpec, table: str) -> None:
+        db = make(read_only=False)
+        with db.transaction():
+            db.create(table, {"name": "a"})
+            db.create(table, {"name": "b"})
+        assert self._count(spec, table) == 2
+        with pytest.raises(RuntimeError), db.transaction():
+            db.create(table, {"name": "c"})
+            assert len(db.query(f"SELECT * FROM {db.quote(table)}")) == 3  # visible inside
+            raise RuntimeError("changed my mind")
+        assert self._count(spec, table) == 2
+        # A failing statement rolls back the whole block, and the pool is fine afterwards.
+        with pytest.raises(ConnectorError) as info, db.transaction():
+            db.create(table, {"name": "d"})
+            db.create(table, {"name": "a"})  # duplicate
+        assert info.value.category == Category.CONFLICT
+        assert self._count(spec, table) == 2
+        assert db.query("SELECT 1 AS one") == [{"one": 1}]
+
+    def test_named_parameters(self, make: Make, table: str) -> None:
+        db = make(read_only=False)
+        db.create(table, {"name": "it's :x", "qty": 5})
+        rows = db.query(
+            f"SELECT name, ':x' AS literal, '100%' AS pct FROM {db.quote(table)} "
+            "WHERE qty >= :n AND qty <= :n AND name = :name",
+            {"n": 5, "name": "it's :x"},
+        )
+        assert rows == [{"name": "it's :x", "literal": ":x", "pct": "100%"}]
+        assert db.query(f"SELECT name FROM {db.quote(table)} WHERE name = :name", {"name": "' OR '1'='1"}) == []
+        for params, needle in (({}, ":n"), ({"n": 1, "extra": 2}, "extra")):
+            error = self._error(lambda p=params: db.query("SELECT :n AS n", p))
+            assert error.category == Category.INVALID and needle in error.message
+        assert self._error(lambda: db.query("SELECT :n AS n", [1])).category == Category.INVALID  # type: ignore[arg-type]
+
+    # ----------------------------------------------------------------- introspection
+    def test_introspection(self, make: Make, table: str) -> None:
+        db = make()
+        assert table in db.list_tables()
+        columns = db.describe_table(table)
+        assert [c["name"] for c in columns] == ["id", "name", "qty", "note", "Display Name"]
+        by_name = {c["name"]: c for c in columns}
+        assert by_name["id"]["primary_key"] and not by_name["name"]["primary_key"]
+        assert by_name["name"]["nullable"] is False and by_name["qty"]["nullable"] is True
+        assert "x" in str(by_name["note"]["default"]) and by_name["qty"]["default"] is None
+        assert all(c["type"] for c in columns)
+        assert self._error(lambda: db.describe_table("no_such_table_here")).category == Category.INVALID
+
+    # ----------------------------------------------------------------- bad input
+    def test_bad_input_is_typed_and_the_pool_stays_usable(self, make: Make, table: str) -> None:
+        db = make(read_only=False)
+        db.create(table, {"name": "taken"})
+        cases: list[tuple[Callable[[], Any], Category]] = [
+            (lambda: db.create("no_such_table", {"name": "x"}), Category.INVALID),
+            (lambda: db.create(table, {"nope": 1}), Category.INVALID),
+            (lambda: db.create(table, {}), Category.INVALID),
+            (lambda: db.update(f"{table}; DROP TABLE {table}", 1, {"name": "x"}), Category.INVALID),
+            (lambda: db.query("SELEC 1"), Category.INVALID),
+            (lambda: db.query(f"SELECT nope FROM {db.quote(table)}"), Category.INVALID),
+            (lambda: db.create(table, {"name": "y", "qty": "not a number"}), Category.INVALID),
+            (lambda: db.create(table, {"name": None}), Category.INVALID),
+            (lambda: db.create(table, {"name": "taken"}), Category.CONFLICT),
+        ]
+        for call, category in cases:
+            error = self._error(call)
+            assert error.category == category, (error, category)
+            assert error.permanent
+        assert table in db.list_tables()
+        assert db.query("SELECT 1 AS one") == [{"one": 1}]
+
+    # ----------------------------------------------------------------- read-only mode
+    def test_read_only_is_enforced_by_the_database(self, make: Make, spec: EngineSpec, table: str) -> None:
+        spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('keep', 1)")
+        db = make()  # read_only is the default
+        assert db.config.read_only is True
+        quoted = db.quote(table)
+        for call in (
+            lambda: db.execute(f"DELETE FROM {quoted}"),
+            lambda: db.create(table, {"name": "x"}),
+            lambda: db.update(table, 1, {"name": "x"}),
+            lambda: db.delete(table, 1),
+        ):
+            assert self._error(call).category == Category.PERMISSION
+        # The same writes sent as "queries" reach the database, which refuses them.
+        for sql in (f"DELETE FROM {quoted}", f"UPDATE {quoted} SET qty = 99", f"INSERT INTO {quoted} (name) VALUES ('x')"):
+            error = self._error(lambda s=sql: db.query(s))
+            assert error.category == Category.PERMISSION, error
+        # Neither can a second statement smuggled behind a harmless one.
+        error = self._error(lambda: db.query(f"SELECT 1; DELETE FROM {quoted}"))
+        assert error.category in (Category.INVALID, Category.PERMISSION)
+        error = self._error(lambda: db.query(f"COMMIT; DELETE FROM {quoted}"))
+        assert error.category in (Category.INVALID, Category.PERMISSION)
+        # A read-only transaction reads, and refuses writes too.
+        with pytest.raises(ConnectorError) as info, db.transaction():
+            assert db.query(f"SELECT name FROM {quoted}") == [{"name": "keep"}]
+            db.query(f"DELETE FROM {quoted}")
+        assert info.value.category == Category.PERMISSION
+        assert self._count(spec, table) == 1
+        assert db.query(f"SELECT qty FROM {quoted}") == [{"qty": 1}]
+
+    def test_row_cap_flags_truncation(self, make: Make, spec: EngineSpec, table: str) -> None:
+        for n in range(5):
+            spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('r{n}', {n})")
+        db = make(max_rows=3)
+        result = db.fetch(f"SELECT qty FROM {db.quote(table)} ORDER BY qty")
+        assert result.truncated and result.row_count == 3 and [r["qty"] for r in result.rows] == [0, 1, 2]
+        assert result.columns == ["qty"]
+        assert db.fetch(f"SELECT qty FROM {db.quote(table)} ORDER BY qty", max_rows=2).row_count == 2
+        assert not db.fetch(f"SELECT qty FROM {db.quote(table)} WHERE qty < 3").truncated
+        assert len(db.query(f"SELECT qty FROM {db.quote(table)}")) == 3
+
+    # ----------------------------------------------------------------- timeouts
+    def test_statement_timeout(self, make: Make) -> None:
+        for read_only in (True, False):
+            db = make(statement_timeout_seconds=0.5, read_only=read_only)
+            started = time.monotonic()
+            error = self._error(lambda d=db: d.query(type(self).spec_class.sleep_sql))
+            assert error.category == Category.TIMEOUT, error
+            assert time.monotonic() - started < 2.5
+            assert db.query("SELECT 1 AS one") == [{"one": 1}]
+
+    def test_connect_timeout_against_a_silent_server(self, make: Make, spec: EngineSpec) -> None:
+        if not spec.backend_id_sql:
+            pytest.skip("no server to wait for")
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts the TCP connection, never says a word
+        try:
+            db = make(**spec.unreachable(silent.getsockname()[1]))
+            started = time.monotonic()
+            result = db.test_connection()
+            assert not result.ok and result.category == Category.TIMEOUT.value, result
+            assert time.monotonic() - started < 5
+        finally:
+            silent.close()
+
+    # ----------------------------------------------------------------- connection failures
+    def test_unreachable_host_is_a_network_error(self, make: Make, spec: EngineSpec) -> None:
+        if not spec.backend_id_sql:
+            pytest.skip("no host")
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there now
+        result = make(**spec.unreachable(port)).test_connection()
+        assert not result.ok and result.category == Category.NETWORK.value, result
+
+    def test_wrong_login_is_an_auth_error_without_the_password(self, make: Make, spec: EngineSpec) -> None:
+        overrides, credentials = spec.bad_login()
+        db = make(credentials, auth_type="basic" if credentials else None, **overrides)
+        result = db.test_connection()
+        assert not result.ok and result.category in (Category.AUTH.value, Category.CONFIG.value), result
+        assert SECRET not in (result.message or "") and SECRET not in repr(db)
+        error = self._error(db.connect)
+        assert SECRET not in str(error) and SECRET not in repr(error)
+
+    # ----------------------------------------------------------------- pooling and recovery
+    def test_pool_reuses_a_bounded_set_of_connections(self, make: Make, spec: EngineSpec) -> None:
+        if not spec.backend_id_sql:
+            pytest.skip("SQLite has no server-side connection id")
+        db = make(pool_size=3)
+        seen: set[Any] = set()
+        lock = threading.Lock()
+
+        def work() -> None:
+            for _ in range(10):
+                backend = db.query(spec.backend_id_sql)[0]["id"]
+                with lock:
+                    seen.add(backend)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert 1 <= len(seen) <= 3  # 60 queries, at most pool_size connections
+
+    def test_recovers_after_the_server_kills_pooled_connections(self, make: Make, spec: EngineSpec, table: str) -> None:
+        if not spec.supports_kill:
+            pytest.skip("no server to kill connections")
+        assert spec.backend_id_sql
+        db = make(pool_size=1, read_only=False)
+        first = db.query(spec.backend_id_sql)[0]["id"]
+        spec.kill(first)
+        time.sleep(0.1)
+        second = db.query(spec.backend_id_sql)[0]["id"]  # a read: transparently on a fresh connection
+        assert second != first
+        spec.kill(second)
+        time.sleep(0.1)
+        assert db.create(table, {"name": "after-kill"})["name"] == "after-kill"  # a write too
+        assert self._count(spec, table) == 1
+
+    def test_server_going_away_mid_query(self, make: Make, spec: EngineSpec) -> None:
+        if not spec.supports_kill:
+            pytest.skip("no server to go away")
+        assert spec.backend_id_sql
+        db = make(pool_size=1, read_only=False)  # read-write: the query is not re-run elsewhere
+        backend = db.query(spec.backend_id_sql)[0]["id"]
+        killer = threading.Timer(0.4, spec.kill, args=(backend,))
+        killer.start()
+        try:
+            error = self._error(lambda: db.execute(spec.sleep_sql))
+        finally:
+            killer.join()
+        assert error.category == Category.NETWORK, error
+        assert db.query("SELECT 1 AS one") == [{"one": 1}]
+
+    # ----------------------------------------------------------------- the choke point
+    def test_every_call_goes_through_the_runtime(self, make: Make) -> None:
+        db = make()
+        db.query("SELECT 1 AS one")
+        with pytest.raises(ConnectorError):
+            db.query("SELEC 1")
+        metrics = db.runtime.metrics
+        assert isinstance(metrics, MemoryMetrics)
+        snap = metrics.snapshot(db.runtime.key)
+        assert (snap["total"], snap["failed"]) == (2, 1)
+        assert snap["last_error"].startswith("invalid: ")
+        assert snap["uptime_seconds"] is not None

@@ -1,0 +1,68 @@
+"""MySQL / MariaDB passes the database contract against this machine's server (db from MYSQL_URL)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import MySQLdb
+
+from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec
+
+
+class MySQLSpec(EngineSpec):
+    kind = "mysql"
+    sleep_sql = "SELECT SLEEP(5)"
+    backend_id_sql = "SELECT CONNECTION_ID() AS id"
+
+    def __init__(self, tmp_path: Any) -> None:
+        url = urlsplit(os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/test"))
+        self.where = {
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 3306,
+            "database": url.path.lstrip("/") or "test",
+            "username": url.username or "root",
+        }
+        self.password = url.password or ""
+        self.conn = MySQLdb.connect(
+            host=self.where["host"], port=self.where["port"], database=self.where["database"],
+            user=self.where["username"], password=self.password, autocommit=True,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.where)
+
+    def quote(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def admin(self, sql: str) -> list[tuple[Any, ...]]:
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
+    def ddl(self, table: str) -> str:
+        return (
+            f"CREATE TABLE `{table}` (id int AUTO_INCREMENT PRIMARY KEY, name varchar(100) NOT NULL UNIQUE, "
+            "qty int, note varchar(50) DEFAULT 'x', `Display Name` varchar(100)) ENGINE=InnoDB"
+        )
+
+    def kill(self, backend_id: Any) -> None:
+        self.admin(f"KILL {int(backend_id)}")
+
+    def alive(self, backend_id: Any) -> bool:
+        rows = self.admin(f"SELECT COUNT(*) FROM information_schema.processlist WHERE id = {int(backend_id)}")
+        return bool(rows[0][0])
+
+    def bad_login(self) -> tuple[dict[str, Any], dict[str, str]]:
+        return {}, {"password": SECRET}  # the right user, the wrong password
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class TestMySQL(DatabaseContract):
+    spec_class = MySQLSpec

@@ -1,0 +1,62 @@
+"""PostgreSQL passes the database contract against this machine's server (db from PG_URL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec
+
+
+class PostgreSQLSpec(EngineSpec):
+    kind = "postgresql"
+    sleep_sql = "SELECT pg_sleep(5)"
+    backend_id_sql = "SELECT pg_backend_pid() AS id"
+
+    def __init__(self, tmp_path: Any) -> None:
+        url = urlsplit(os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/test"))
+        self.where = {
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 5432,
+            "database": url.path.lstrip("/") or "test",
+            "username": url.username or "postgres",
+        }
+        self.conn = psycopg.connect(
+            host=self.where["host"], port=self.where["port"], dbname=self.where["database"],
+            user=self.where["username"], password=url.password, autocommit=True,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.where)
+
+    def admin(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def ddl(self, table: str) -> str:
+        return (
+            f'CREATE TABLE "{table}" (id serial PRIMARY KEY, name text NOT NULL UNIQUE, qty integer, '
+            "note text DEFAULT 'x', \"Display Name\" text)"
+        )
+
+    def kill(self, backend_id: Any) -> None:
+        self.admin(f"SELECT pg_terminate_backend({int(backend_id)})")
+
+    def alive(self, backend_id: Any) -> bool:
+        return bool(self.admin(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {int(backend_id)}")[0][0])
+
+    def bad_login(self) -> tuple[dict[str, Any], dict[str, str]]:
+        # This machine trusts local logins, so an unknown role is what the server turns away.
+        return {"username": f"nobody_{uuid.uuid4().hex[:8]}"}, {"password": SECRET}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class TestPostgreSQL(DatabaseContract):
+    spec_class = PostgreSQLSpec

@@ -1,0 +1,65 @@
+"""SQLite passes the database contract on a file of its own."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+
+from connectors import build
+from connectors.errors import Category, ConnectorError
+from tests.connectors.db_contract import DatabaseContract, EngineSpec
+
+
+class SQLiteSpec(EngineSpec):
+    kind = "sqlite"
+    sleep_sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    supports_kill = False
+
+    def __init__(self, tmp_path: Any) -> None:
+        self.path = str(tmp_path / "contract.sqlite3")
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+
+    def config(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def admin(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql).fetchall()
+
+    def ddl(self, table: str) -> str:
+        # STRICT: SQLite checks column types like the servers do.
+        return (
+            f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, qty INTEGER, '
+            "note TEXT DEFAULT 'x', \"Display Name\" TEXT) STRICT"
+        )
+
+    def bad_login(self) -> tuple[dict[str, Any], dict[str, str]]:
+        return {"path": self.path + ".missing"}, {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class TestSQLite(DatabaseContract):
+    spec_class = SQLiteSpec
+
+
+def test_a_locked_database_is_a_timeout_after_the_busy_wait(tmp_path: Any) -> None:
+    path = tmp_path / "locked.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    holder.execute("BEGIN EXCLUSIVE")  # another writer holds the file
+    db = build("sqlite", {"path": str(path), "read_only": False, "connect_timeout": 0.3})
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConnectorError) as info:
+            db.execute("INSERT INTO t (v) VALUES (:v)", {"v": "x"})
+        assert info.value.category == Category.TIMEOUT and not info.value.permanent
+        assert 0.25 <= time.monotonic() - started < 2
+        holder.execute("ROLLBACK")
+        assert db.execute("INSERT INTO t (v) VALUES (:v)", {"v": "x"}) == 1
+    finally:
+        db.disconnect()
+        holder.close()
