@@ -1,0 +1,78 @@
+"""Ten worker processes need the same expired token at the same moment: one refresh, ten happy workers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from connectors.auth.oauth2 import authorization_request, exchange_code
+from integrations.models import EventType, Integration, IntegrationEvent
+from tests.oauth.authserver import clients
+from tests.oauth.conftest import ROOT, AuthServer, ProviderBrowser, query
+
+PROCESSES = 10
+
+
+def authorized_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[str, Any]:
+    request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state="c")
+    code = query(browser.authorize(request.url))["code"]
+    return exchange_code(authserver.code_config(), clients.CODE_CLIENT_SECRET, code=code,
+                         code_verifier=request.code_verifier, redirect_uri=clients.HUB_REDIRECT_URI)
+
+
+@pytest.mark.django_db(transaction=True)  # the workers are other processes: they must see committed rows
+@pytest.mark.parametrize("lock", ["redis", "database"])
+def test_ten_processes_refresh_an_expired_token_once(lock: str, authserver: AuthServer,
+                                                     provider_browser: ProviderBrowser, make_integration: Any) -> None:
+    token = authorized_token(authserver, provider_browser)
+    expired = token | {"expires_at": int(time.time()) - 5}
+    integration_id = f"race_{lock}"
+    make_integration(integration_id, token=expired)
+    authserver.reset_stats()
+
+    env = os.environ | {"HUB_CHILD_DB_NAME": str(connection.settings_dict["NAME"]), "OAUTH2_LOCK": lock}
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "tests.oauth.child_get_token", integration_id, f"{authserver.url}/api/me"],
+                         cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for worker in workers:  # every process is set up and holds its provider before anyone asks
+            assert worker.stdout.readline().strip() == "ready", worker.stderr.read()[-2000:]  # type: ignore[union-attr]
+        for worker in workers:
+            worker.stdin.write("go\n")  # type: ignore[union-attr]
+            worker.stdin.flush()  # type: ignore[union-attr]
+        outcomes = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=90)
+            assert worker.returncode == 0, err[-2000:]
+            outcomes.append(json.loads(out.strip().splitlines()[-1]))
+            for secret in (token["access_token"], token["refresh_token"], clients.CODE_CLIENT_SECRET):
+                assert secret not in out + err  # not in any worker's log either
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+    assert all("error" not in o for o in outcomes), outcomes
+    stats = authserver.stats()
+    assert stats.get("refresh_token") == 1 and stats.get("refresh_token:200") == 1, stats
+    stored = Integration.objects.get(pk=integration_id).credentials["oauth_token"]
+    assert stored["access_token"] != token["access_token"]
+    assert stored["refresh_token"] != token["refresh_token"]  # the rotated refresh token was kept
+    new_sha = hashlib.sha256(stored["access_token"].encode()).hexdigest()
+    assert {o["token_sha256"] for o in outcomes} == {new_sha}  # all ten went on with the new token
+    assert [o["api_status"] for o in outcomes] == [200] * PROCESSES
+    assert stats.get("resource:200") == PROCESSES
+    refreshes = IntegrationEvent.objects.filter(integration_ref=integration_id, type=EventType.TOKEN_REFRESH)
+    assert [(e.ok, e.detail["rotated"]) for e in refreshes] == [(True, True)]
