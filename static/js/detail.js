@@ -153,6 +153,7 @@
   }
 
   // ---- chart ---------------------------------------------------------------------------------
+  /* Drawn at the box's own pixel width so text is never stretched; redrawn on resize. */
   function drawChart() {
     const box = document.getElementById("chart");
     points = points.slice(-MAX_POINTS);
@@ -160,26 +161,29 @@
       box.replaceChildren(el("p", { class: "muted" }, "No checks yet. Test the connection to see its latency here."));
       return;
     }
-    const width = 600, height = 150, left = 44, right = 8, top = 10, bottom = 20;
-    const max = Math.max.apply(null, points.map(function (p) { return p.latency; })) * 1.15 || 1;
+    const width = Math.max(240, box.clientWidth), height = 170, left = 52, right = 10, top = 12, bottom = 22;
+    const peak = Math.max.apply(null, points.map(function (p) { return p.latency; }));
+    const max = peak * 1.15 || 1;
     const x = function (i) { return points.length === 1 ? (left + width - right) / 2 : left + (i * (width - left - right)) / (points.length - 1); };
     const y = function (v) { return top + (height - top - bottom) * (1 - v / max); };
-    const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none", "aria-hidden": "true" });
+    const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, "aria-hidden": "true" });
+    [peak, peak / 2].forEach(function (v) {
+      chart.appendChild(svg("line", { class: "grid-line", x1: left, x2: width - right, y1: y(v), y2: y(v) }));
+      chart.appendChild(svg("text", { x: left - 8, y: y(v) + 4, "text-anchor": "end" }, Math.round(v) + " ms"));
+    });
     chart.appendChild(svg("line", { class: "axis", x1: left, x2: width - right, y1: y(0), y2: y(0) }));
-    chart.appendChild(svg("line", { class: "axis", x1: left, x2: width - right, y1: y(max / 1.15), y2: y(max / 1.15), "stroke-dasharray": "3 3" }));
-    chart.appendChild(svg("text", { x: left - 6, y: y(max / 1.15) + 3, "text-anchor": "end" }, Math.round(max / 1.15) + " ms"));
-    chart.appendChild(svg("text", { x: left - 6, y: y(0) + 3, "text-anchor": "end" }, "0"));
+    chart.appendChild(svg("text", { x: left - 8, y: y(0) + 4, "text-anchor": "end" }, "0"));
     const coords = points.map(function (p, i) { return x(i).toFixed(1) + "," + y(p.latency).toFixed(1); });
     if (points.length > 1) {
       chart.appendChild(svg("polygon", { class: "area", points: x(0) + "," + y(0) + " " + coords.join(" ") + " " + x(points.length - 1) + "," + y(0) }));
       chart.appendChild(svg("polyline", { class: "line", points: coords.join(" ") }));
     }
     points.forEach(function (p, i) {
-      const dot = svg("circle", { class: p.ok ? "pt-ok" : "pt-fail", cx: x(i), cy: y(p.latency), r: 3.5 });
+      const dot = svg("circle", { class: p.ok ? "pt-ok" : "pt-fail", cx: x(i), cy: y(p.latency), r: p.ok ? 3 : 4.5 });
       dot.appendChild(svg("title", {}, p.at.toLocaleTimeString() + " · " + Math.round(p.latency) + " ms" + (p.ok ? "" : " · failed")));
       chart.appendChild(dot);
     });
-    const time = function (d) { return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); };
+    const time = function (d) { return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); };
     chart.appendChild(svg("text", { x: left, y: height - 4 }, time(points[0].at)));
     chart.appendChild(svg("text", { x: width - right, y: height - 4, "text-anchor": "end" }, time(points[points.length - 1].at)));
     box.replaceChildren(chart);
@@ -226,6 +230,11 @@
     }
     document.addEventListener("hub:event", function (e) { onEvent(e.detail); });
     document.addEventListener("hub:resync", resync);
+    let resizing = null;
+    window.addEventListener("resize", function () {
+      window.clearTimeout(resizing);
+      resizing = window.setTimeout(drawChart, 150);
+    });
     loadChart();
   });
 })();

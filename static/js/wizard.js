@@ -42,7 +42,10 @@
       ref.forEach(function (part) { target = target ? target[part] : undefined; });
       const rest = Object.assign({}, current);
       delete rest.$ref;
-      current = Object.assign({}, target || {}, rest);
+      // A definition's title is a class name ("RateLimitConfig"); the property's own name reads better.
+      const definition = Object.assign({}, target || {});
+      delete definition.title;
+      current = Object.assign(definition, rest);
     }
     if (current.anyOf) {
       const nonNull = current.anyOf.filter(function (s) { return s.type !== "null"; });
@@ -55,16 +58,23 @@
     return current;
   }
 
+  /* Pydantic titles every field "Base Url"; an explicit title differs from that and wins. */
+  function labelFor(name, schema) {
+    const auto = String(name).split("_").map(function (w) { return w.charAt(0).toUpperCase() + w.slice(1); }).join(" ");
+    return schema.title && schema.title !== auto ? schema.title : humanize(name);
+  }
+
   function fieldShell(path, label, required, help) {
     const wrap = el("div", { class: "field", "data-field": path });
-    const lab = el("label", { for: domId(path) }, label);
-    if (required) lab.appendChild(el("span", { class: "required-mark", "aria-hidden": "true" }, "*"));
+    // The "*" is drawn by CSS so the label's text stays the field's name; inputs carry aria-required.
+    const lab = el("label", { for: domId(path), class: required ? "is-required" : undefined }, label);
     wrap.appendChild(lab);
     return { wrap: wrap, help: help };
   }
 
   function finishField(shell, input) {
     const id = input.id;
+    if (input.dataset.required === "1") input.setAttribute("aria-required", "true");
     const described = [];
     shell.wrap.appendChild(input);
     if (shell.help) {
@@ -79,7 +89,7 @@
 
   /* One input for a scalar schema; the value is read back by readInput(). */
   function scalarField(path, name, schema, required) {
-    const label = schema.title || humanize(name);
+    const label = labelFor(name, schema);
     const hasDefault = schema.default !== undefined && schema.default !== null;
     const shell = fieldShell(path, label, required && !hasDefault, schema.description);
     let input;
@@ -145,7 +155,7 @@
       const prop = resolve(schema.properties[name], rootSchema);
       if (isObject(prop)) {
         const group = el("fieldset", { "data-group": path });
-        group.appendChild(el("legend", {}, prop.title || humanize(name)));
+        group.appendChild(el("legend", {}, labelFor(name, prop)));
         if (prop.description) group.appendChild(el("p", { class: "help" }, prop.description));
         objectFields(group, prop, rootSchema, path, authTypes);
         if (authTypes.indexOf(name) >= 0) {
@@ -158,7 +168,7 @@
         } else {
           group.dataset.optional = "1";
           const fold = el("details", { class: "advanced" });
-          fold.appendChild(el("summary", {}, (prop.title || humanize(name)) + " (optional)"));
+          fold.appendChild(el("summary", {}, labelFor(name, prop) + " (optional)"));
           fold.appendChild(group);
           container.appendChild(fold);
         }
