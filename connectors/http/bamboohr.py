@@ -438,7 +438,7 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
     def create_employee(self, data: Mapping[str, Any]) -> str:
         """Add an employee (``firstName`` and ``lastName`` required); returns the new id."""
         self._check_writable(data)
-        response = self._request("create_employee", "POST", "employees", json=dict(data), ok=(201,))
+        response = self._request("create_employee", "POST", "employees", json=dict(data), ok=(201,), idempotent=False)
         new_id = self._new_id(response)
         if new_id is None:
             raise ConnectorError(
@@ -449,7 +449,10 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
     def update_employee(self, id: str | int, data: Mapping[str, Any]) -> None:
         """Change the given fields only (BambooHR updates with POST)."""
         self._check_writable(data)
-        self._request("update_employee", "POST", f"employees/{self._id(id, 'employee id')}", json=dict(data))
+        # Setting the same values twice is harmless: a lost answer may be retried.
+        self._request(
+            "update_employee", "POST", f"employees/{self._id(id, 'employee id')}", json=dict(data), idempotent=True
+        )
 
     def get_directory(self, *, only_current: bool = True) -> dict[str, Any]:
         """The company directory (Active employees only, fields chosen by the company)."""
@@ -564,6 +567,7 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
             f"employees/{self._id(employee_id, 'employee id')}/time_off/request",
             json=body,
             ok=(201,),
+            idempotent=False,  # a PUT that creates a new request each time
         )
         created: dict[str, Any] = {}
         if response.content:
@@ -687,7 +691,13 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
         if not only_current:
             params["onlyCurrent"] = "false"
         response = self._request(
-            operation, "POST", "reports/custom", params=params, json=body, headers={"Accept": REPORT_FORMATS[fmt]}
+            operation,
+            "POST",
+            "reports/custom",
+            params=params,
+            json=body,
+            headers={"Accept": REPORT_FORMATS[fmt]},
+            idempotent=True,  # a read, though sent with POST
         )
         return self._report_result(response, fmt)
 

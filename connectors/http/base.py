@@ -40,6 +40,16 @@ _PERMANENT_STATUS: dict[int, Category] = {
 _MAX_PROVIDER_TEXT = 300  # provider error text is quoted, never a whole HTML page
 
 
+def _unknown_outcome(error: ConnectorError) -> ConnectorError:
+    """A write that may or may not have happened: retrying could do it twice, so nobody should."""
+    return ConnectorError(
+        error.message + " (the outcome is unknown: not retried, to avoid doing it twice; check before repeating)",
+        category=error.category,
+        permanent=True,
+        status_code=error.status_code,
+    )
+
+
 def is_loopback_host(host: str) -> bool:
     host = host.strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
@@ -173,8 +183,15 @@ class HttpConnector(Connector[ConfigT]):
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         ok: Iterable[int] = (200,),
+        idempotent: bool | None = None,
     ) -> httpx.Response:
-        """Send one logical request; every attempt is guarded by the runtime. ``ok``: accepted statuses."""
+        """Send one logical request; every attempt is guarded by the runtime. ``ok``: accepted statuses.
+
+        ``idempotent`` (default: any method but POST): whether sending twice is harmless. A request
+        that is not is retried only when it surely was not processed (connection refused, a 429/503
+        throttle answer); after a timeout or a 5xx its outcome is unknown, so the error is permanent.
+        """
+        safe = method.upper() != "POST" if idempotent is None else idempotent
         client = self._http()
         accepted = frozenset(ok)
         request_headers = dict(headers or {})
@@ -188,16 +205,19 @@ class HttpConnector(Connector[ConfigT]):
 
         def attempt() -> httpx.Response:
             token = self._bearer(request_headers) if self._uses_bearer_token() else None
-            response = self._send(client, operation, method, path, params, body, request_headers)
+            response = self._send(client, operation, method, path, params, body, request_headers, safe)
             if response.status_code == 401 and token is not None and self.runtime.token_provider is not None:
                 # The token may have been revoked or rotated elsewhere: one fresh token, one more try.
                 response.close()
                 self.runtime.token_provider.invalidate(token)
                 self._bearer(request_headers)
-                response = self._send(client, operation, method, path, params, body, request_headers)
+                response = self._send(client, operation, method, path, params, body, request_headers, safe)
             if response.status_code in accepted:
                 return response
-            raise self._error(operation, response)
+            error = self._error(operation, response)
+            if not safe and not error.permanent and response.status_code not in (429, 503):
+                raise _unknown_outcome(error)
+            raise error
 
         return self.runtime.call(operation, attempt)
 
@@ -220,21 +240,26 @@ class HttpConnector(Connector[ConfigT]):
         params: Mapping[str, Any] | None,
         body: bytes | None,
         headers: Mapping[str, str],
+        safe: bool = True,
     ) -> httpx.Response:
         try:
             return client.request(method, path, params=params, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ConnectorError(
-                f"{self.label} {operation}: no answer within {self._timeout_seconds():g} s ({type(exc).__name__})",
-                category=Category.TIMEOUT,
-                permanent=False,
-            ) from None
         except httpx.TransportError as exc:
-            raise ConnectorError(
-                f"{self.label} {operation}: {type(exc).__name__}: {self._scrub(str(exc))}",
-                category=Category.NETWORK,
-                permanent=False,
-            ) from None
+            if isinstance(exc, httpx.TimeoutException):
+                error = ConnectorError(
+                    f"{self.label} {operation}: no answer within {self._timeout_seconds():g} s ({type(exc).__name__})",
+                    category=Category.TIMEOUT,
+                    permanent=False,
+                )
+            else:
+                error = ConnectorError(
+                    f"{self.label} {operation}: {type(exc).__name__}: {self._scrub(str(exc))}",
+                    category=Category.NETWORK,
+                    permanent=False,
+                )
+            # Nothing reached the server when the connection was never made: safe to try again.
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise (error if safe or unsent else _unknown_outcome(error)) from None
 
     # --- error mapping -----------------------------------------------------------------------
     def _provider_message(self, response: httpx.Response) -> str:
