@@ -212,6 +212,9 @@ TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum
 # Circuit breaker per integration (shared by every worker through Redis).
 CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
 CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)
+# Retries of a transient failure inside one call (exponential backoff from this many seconds, with jitter).
+CONNECTOR_MAX_RETRIES = env_int("CONNECTOR_MAX_RETRIES", 3, minimum=0)
+CONNECTOR_RETRY_BACKOFF_MS = env_int("CONNECTOR_RETRY_BACKOFF_MS", 1000, minimum=0)
 
 # Celery (config/celery.py): Redis is broker and result backend; operation ids are task ids.
 CELERY_BROKER_URL = REDIS_URL

@@ -56,8 +56,15 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.
 def bare_env(tmp_path: Any, **overrides: str) -> dict[str, str]:
     """An environment with none of the hub's variables, data in ``tmp_path``: settings as on a new machine."""
     hub_vars = {
-        "DEBUG", "SECRET_KEY", "CREDENTIALS_KEY", "CREDENTIALS_KEY_FALLBACKS", "DATABASE_URL", "ALLOWED_HOSTS",
-        "DJANGO_SETTINGS_MODULE", "HUB_DATA_DIR", "OLD_CREDENTIALS_KEY",
+        "DEBUG",
+        "SECRET_KEY",
+        "CREDENTIALS_KEY",
+        "CREDENTIALS_KEY_FALLBACKS",
+        "DATABASE_URL",
+        "ALLOWED_HOSTS",
+        "DJANGO_SETTINGS_MODULE",
+        "HUB_DATA_DIR",
+        "OLD_CREDENTIALS_KEY",
     }
     env = {k: v for k, v in os.environ.items() if k not in hub_vars}
     env.update({"HUB_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"})

@@ -29,7 +29,10 @@ def old_rows(settings) -> dict[str, bytes | None]:
     new_key = settings.CREDENTIALS_KEY
     settings.CREDENTIALS_KEY = OLD_KEY
     Integration.objects.bulk_create(
-        [Integration(id=f"cred_{i:03d}", name=f"Integration {i}", kind="sqlite", credentials=secret(i)) for i in range(ROWS)]
+        [
+            Integration(id=f"cred_{i:03d}", name=f"Integration {i}", kind="sqlite", credentials=secret(i))
+            for i in range(ROWS)
+        ]
         + [Integration(id="empty_one", name="No secrets", kind="sqlite", credentials=None)]
     )
     settings.CREDENTIALS_KEY = new_key
@@ -152,7 +155,9 @@ def test_one_unreadable_row_blocks_the_whole_rotation(old_rows, settings):
 
 def test_dry_run_counts_and_writes_nothing(old_rows):
     output = run("--dry-run", old_key=OLD_KEY)
-    assert "Dry run: 200 of 201 stored credentials would be re-encrypted (0 already under the new key, 1 empty)" in output
+    assert (
+        "Dry run: 200 of 201 stored credentials would be re-encrypted (0 already under the new key, 1 empty)" in output
+    )
     assert raw_credentials() == old_rows
 
 

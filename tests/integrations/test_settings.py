@@ -34,12 +34,18 @@ def assert_one_line_error(result, *fragments: str) -> None:
         ({"DEBUG": "true", "CREDENTIALS_KEY_FALLBACKS": f"{GOOD_SECRET}x,short"}, ["CREDENTIALS_KEY_FALLBACKS"]),
         ({"DEBUG": "maybe"}, ["DEBUG must be a boolean"]),
         ({"DEBUG": "true", "DATABASE_URL": "not a url"}, ["DATABASE_URL is not a database URL"]),
-        ({"DEBUG": "true", "DATABASE_URL": "postgres://hub:s3cret-pw@db:notaport/hub"}, ["DATABASE_URL cannot be parsed"]),
+        (
+            {"DEBUG": "true", "DATABASE_URL": "postgres://hub:s3cret-pw@db:notaport/hub"},
+            ["DATABASE_URL cannot be parsed"],
+        ),
         ({"DEBUG": "true", "DATABASE_URL": "ftp://files.example.com/hub"}, ["unsupported scheme 'ftp'"]),
         ({"DEBUG": "true", "DATABASE_URL": "oracle://u:p@host/db"}, ["unsupported scheme 'oracle'"]),
         ({"DEBUG": "true", "DATABASE_URL": "sqlite://"}, ["must name a SQLite file"]),
         ({"DEBUG": "true", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/"}, ["names no database"]),
-        ({"DEBUG": "true", "HEALTH_EVENT_RETENTION_DAYS": "two"}, ["HEALTH_EVENT_RETENTION_DAYS must be a whole number"]),
+        (
+            {"DEBUG": "true", "HEALTH_EVENT_RETENTION_DAYS": "two"},
+            ["HEALTH_EVENT_RETENTION_DAYS must be a whole number"],
+        ),
     ],
     ids=lambda value: "-".join(value) if isinstance(value, list) else None,
 )
@@ -82,8 +88,9 @@ def test_development_key_file_is_not_used_with_debug_off(tmp_path: Path):
 
 
 def test_production_environment_starts(tmp_path: Path):
-    env = bare_env(tmp_path, DEBUG="false", SECRET_KEY=GOOD_SECRET, CREDENTIALS_KEY=GOOD_CRED_KEY,
-                   ALLOWED_HOSTS="hub.example.com")
+    env = bare_env(
+        tmp_path, DEBUG="false", SECRET_KEY=GOOD_SECRET, CREDENTIALS_KEY=GOOD_CRED_KEY, ALLOWED_HOSTS="hub.example.com"
+    )
     result = manage("check", env=env)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "credentials.key").exists()

@@ -140,7 +140,9 @@ class Command(BaseCommand):
             cursor.execute(sql, [*params, size])
             return [(pk, None if raw is None else bytes(raw)) for pk, raw in cursor.fetchall()]
 
-    def _rows(self, model: type[models.Model], field: EncryptedJSONField, size: int) -> Iterator[tuple[Any, bytes | None]]:
+    def _rows(
+        self, model: type[models.Model], field: EncryptedJSONField, size: int
+    ) -> Iterator[tuple[Any, bytes | None]]:
         """Keyset pagination: memory stays bounded whatever the table size."""
         after = None
         while True:
