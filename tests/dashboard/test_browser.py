@@ -3,7 +3,10 @@ Celery worker and beat, and the BambooHR sandbox on loopback standing in for Bam
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -162,4 +165,62 @@ def test_add_test_watch_live_disconnect_and_delete(
     expect(page.get_by_role("heading", name="No integrations yet")).to_be_visible()
     assert not Integration.objects.filter(pk="hr_sandbox").exists()
     assert IntegrationEvent.objects.filter(integration_ref="hr_sandbox", type="test", ok=True).count() >= 2
+    ui.assert_no_console_errors()
+
+
+@pytest.fixture
+def provider_page() -> Iterator[tuple[str, list[str]]]:
+    """A stand-in for the provider's sign-in page on loopback: records the authorization requests."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = b"<!doctype html><title>Provider</title><link rel=icon href='data:,'><h1>Sign in</h1>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_oauth2_kind_offers_connect_with_provider(ui: UI, operator: Any, provider_page: tuple[str, list[str]]) -> None:
+    """For the authorization-code flow the wizard saves, then hands over to the OAuth start view, which
+    sends the browser to the provider's sign-in page."""
+    provider_url, provider_requests = provider_page
+    ui.login("operator", PASSWORD)
+    open_bamboohr_form(ui)
+    page = ui.page
+    expect(page.get_by_role("button", name="Save and connect with provider")).to_be_hidden()
+    page.get_by_label("Authentication").select_option("oauth2")
+
+    # OAuth2 settings and the client secret replace the API key.
+    expect(page.get_by_label("API key")).to_be_hidden()
+    expect(page.get_by_role("button", name="Test connection")).to_be_hidden()
+    page.get_by_label("Name", exact=True).fill("HR via OAuth")
+    page.get_by_label("Subdomain").fill("acme")
+    page.get_by_label("Client id").fill("hub-client")
+    page.get_by_label("Authorize url").fill(f"{provider_url}/authorize")
+    page.get_by_label("Token url").fill(f"{provider_url}/token")
+    page.get_by_label("Client secret").fill("client-secret-never-shown")
+    expect(page.get_by_label("Client secret")).to_have_attribute("type", "password")
+    page.get_by_role("button", name="Save and connect with provider").click()
+
+    page.wait_for_url(re.compile(re.escape(provider_url) + r"/authorize\?"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert "client_id=hub-client" in provider_requests[0] and "state=" in provider_requests[0]
+    assert "client-secret-never-shown" not in provider_requests[0]
+    saved = Integration.objects.get(pk="hr_via_oauth")
+    assert saved.auth_type == "oauth2" and saved.enabled
+    assert saved.config["oauth2"]["client_id"] == "hub-client"
     ui.assert_no_console_errors()

@@ -195,3 +195,15 @@ def test_wizard_lists_every_kind_without_javascript(users: SimpleNamespace) -> N
         assert f'href="?kind={kind}"' in page and label in page
     assert "<noscript>" in page and 'href="/admin/"' in page
     assert '"/oauth/__id__/start/"' in page  # the script's template for the provider button
+
+
+def test_list_queries_do_not_grow_with_the_rows(users: SimpleNamespace, django_assert_max_num_queries: Any) -> None:
+    client = client_as(users.owner)
+    make_bamboohr(users.owner)
+    client.get("/integrations")  # warm-up: session, user
+    with django_assert_max_num_queries(6):
+        client.get("/integrations")
+    for number in range(8):
+        make_bamboohr(users.owner, id=f"hr_{number}", name=f"HR {number}")
+    with django_assert_max_num_queries(6):
+        assert client.get("/integrations").status_code == 200
