@@ -109,3 +109,24 @@ def test_port_in_use_is_a_clear_error() -> None:
         port = busy.getsockname()[1]
         with pytest.raises(CommandError, match=f"cannot start the sandbox on 127.0.0.1:{port}"):
             call_command("bamboohr_sandbox", port=port, employees=1, api_key="long-enough-key")
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    """``python -m sandbox.bamboohr``: the same server without Django (the benchmark uses it)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.bamboohr", "--port", "0", "--employees", "3"],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = process.stdout.readline() + process.stdout.readline()
+        url, key = re.search(r"at (http://\S+/api/v1/)", lines), re.search(r"API key: (\w+)", lines)
+        assert url and key, lines
+        assert httpx.get(url.group(1) + "employees/3", auth=(key.group(1), "x")).status_code == 200
+    finally:
+        _stop(process)
+    assert process.returncode == 0
