@@ -296,7 +296,10 @@ class HttpConnector(Connector[ConfigT]):
 
     def _scrub(self, text: str) -> str:
         """Provider text is quoted in errors: make sure no credential we hold comes back in it."""
-        for value in self._credentials.values():
-            if isinstance(value, str) and len(value) >= 4 and value in text:
+        values: list[Any] = list(self._credentials.values())
+        for value in values:
+            if isinstance(value, Mapping):  # a token set (access and refresh tokens)
+                values.extend(value.values())
+            elif isinstance(value, str) and len(value) >= 4 and value in text:
                 text = text.replace(value, "***")
         return text
