@@ -40,11 +40,14 @@ from connectors.auth.oauth2 import (
 )
 from connectors.errors import Category, ConfigError, ConnectorError
 from integrations import services
+from integrations.api.permissions import can_manage
 from integrations.models import AuthType, EventType, Integration, Status
 
 log = logging.getLogger(__name__)
 
 STATE_SALT = "integrations.oauth.state"
+# Credential keys the hub writes itself: operators never send them, and credential validation skips them.
+HUB_MANAGED_CREDENTIALS = ("oauth_token",)
 SESSION_FLOWS = "oauth2_flows"  # nonce -> {integration, verifier, redirect_uri, created}
 SESSION_USED = "oauth2_used_nonces"  # the last few finished nonces, to say "already used" on a replay
 MAX_PENDING_FLOWS = 10
@@ -151,7 +154,9 @@ class DjangoTokenStore:
             ) from None
         if not acquired:
             raise ConnectorError(
-                "another process has been refreshing this token for too long", category=Category.UNAVAILABLE, retry_after=5
+                "another process has been refreshing this token for too long",
+                category=Category.UNAVAILABLE,
+                retry_after=5,
             )
         try:
             yield
@@ -235,7 +240,13 @@ class CallbackRefused(Exception):
 
 
 def _result(
-    request: HttpRequest, *, ok: bool, title: str, message: str, reason: str = "", integration: Integration | None = None
+    request: HttpRequest,
+    *,
+    ok: bool,
+    title: str,
+    message: str,
+    reason: str = "",
+    integration: Integration | None = None,
 ) -> HttpResponse:
     context = {
         "ok": ok,
@@ -247,8 +258,27 @@ def _result(
     return render(request, "integrations/oauth_result.html", context, status=200 if ok else 400)
 
 
-def _editable(request: HttpRequest, integration_id: str) -> Integration | None:
+def _visible(request: HttpRequest, integration_id: str) -> Integration | None:
     return Integration.objects.visible_to(request.user).filter(pk=integration_id).first()
+
+
+def _may_authorize(request: HttpRequest, integration: Integration) -> bool:
+    """Authorizing replaces the integration's credentials (maybe with another provider account):
+    the owner's or staff's decision, like any credential change."""
+    return can_manage(request.user, integration)
+
+
+def _not_allowed(request: HttpRequest, integration: Integration) -> HttpResponse:
+    response = _result(
+        request,
+        ok=False,
+        reason="forbidden",
+        integration=integration,
+        title="Not allowed to authorize",
+        message="Only the integration's owner or staff may authorize it. Nothing was stored.",
+    )
+    response.status_code = 403
+    return response
 
 
 @never_cache
@@ -256,23 +286,47 @@ def _editable(request: HttpRequest, integration_id: str) -> Integration | None:
 @require_http_methods(["GET", "POST"])
 def start(request: HttpRequest, integration_id: str) -> HttpResponse:
     """Redirect the browser to the provider with a signed single-use state and a PKCE S256 challenge."""
-    integration = _editable(request, integration_id)
+    integration = _visible(request, integration_id)
     if integration is None:
-        return _result(request, ok=False, reason="not_found", title="Integration not found",
-                       message=f"There is no integration {integration_id!r} you may connect.")
+        return _result(
+            request,
+            ok=False,
+            reason="not_found",
+            title="Integration not found",
+            message=f"There is no integration {integration_id!r} you may connect.",
+        )
+    if not _may_authorize(request, integration):
+        return _not_allowed(request, integration)
     if integration.auth_type != AuthType.OAUTH2:
-        return _result(request, ok=False, reason="not_oauth2", integration=integration, title="Not an OAuth2 integration",
-                       message="This integration does not use OAuth2; connect it from its page instead.")
+        return _result(
+            request,
+            ok=False,
+            reason="not_oauth2",
+            integration=integration,
+            title="Not an OAuth2 integration",
+            message="This integration does not use OAuth2; connect it from its page instead.",
+        )
     try:
         config = oauth2_config_for(integration)
     except ConfigError as exc:
-        return _result(request, ok=False, reason="config", integration=integration,
-                       title="OAuth2 settings are incomplete", message=exc.message)
+        return _result(
+            request,
+            ok=False,
+            reason="config",
+            integration=integration,
+            title="OAuth2 settings are incomplete",
+            message=exc.message,
+        )
     if config.grant_type != "authorization_code" or not config.authorize_url:
-        return _result(request, ok=False, reason="no_authorization_step", integration=integration,
-                       title="No authorization step",
-                       message="This integration uses the client-credentials grant (or has no authorize URL): "
-                       "its token is fetched when it connects, without a browser step.")
+        return _result(
+            request,
+            ok=False,
+            reason="no_authorization_step",
+            integration=integration,
+            title="No authorization step",
+            message="This integration uses the client-credentials grant (or has no authorize URL): "
+            "its token is fetched when it connects, without a browser step.",
+        )
 
     redirect_uri = config.redirect_uri or request.build_absolute_uri(reverse("oauth:callback"))
     nonce = secrets.token_urlsafe(24)
@@ -280,16 +334,26 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
     try:
         auth = authorization_request(config, redirect_uri=redirect_uri, state=state)
     except ConnectorError as exc:
-        return _result(request, ok=False, reason="config", integration=integration,
-                       title="OAuth2 settings are incomplete", message=exc.message)
+        return _result(
+            request,
+            ok=False,
+            reason="config",
+            integration=integration,
+            title="OAuth2 settings are incomplete",
+            message=exc.message,
+        )
     now = time.time()
     flows = {
         key: flow
         for key, flow in (request.session.get(SESSION_FLOWS) or {}).items()
         if now - flow["created"] < _state_max_age()
     }
-    flows[nonce] = {"integration": integration.pk, "verifier": auth.code_verifier, "redirect_uri": redirect_uri,
-                    "created": now}
+    flows[nonce] = {
+        "integration": integration.pk,
+        "verifier": auth.code_verifier,
+        "redirect_uri": redirect_uri,
+        "created": now,
+    }
     request.session[SESSION_FLOWS] = dict(sorted(flows.items(), key=lambda kv: kv[1]["created"])[-MAX_PENDING_FLOWS:])
     return HttpResponseRedirect(auth.url)
 
@@ -298,35 +362,50 @@ def _take_flow(request: HttpRequest) -> dict[str, Any]:
     """Check ``state`` and consume its flow (single use). Raise CallbackRefused saying what is wrong."""
     state = request.GET.get("state")
     if not state:
-        raise CallbackRefused("missing_state", "Authorization refused: no state",
-                              "The answer from the provider carries no state parameter, so it cannot be matched "
-                              "to an authorization you started. Nothing was stored.")
+        raise CallbackRefused(
+            "missing_state",
+            "Authorization refused: no state",
+            "The answer from the provider carries no state parameter, so it cannot be matched "
+            "to an authorization you started. Nothing was stored.",
+        )
     try:
         payload = signing.loads(state, salt=STATE_SALT, max_age=_state_max_age())
     except signing.SignatureExpired:
-        raise CallbackRefused("expired_state", "Authorization expired",
-                              f"This authorization was started more than {_age_text(_state_max_age())} ago. "
-                              "Start it again from the integration's page. Nothing was stored.") from None
+        raise CallbackRefused(
+            "expired_state",
+            "Authorization expired",
+            f"This authorization was started more than {_age_text(_state_max_age())} ago. "
+            "Start it again from the integration's page. Nothing was stored.",
+        ) from None
     except signing.BadSignature:
-        raise CallbackRefused("invalid_state", "Authorization refused: invalid state",
-                              "The state parameter was not issued by this hub (forged or altered). "
-                              "Nothing was stored.") from None
+        raise CallbackRefused(
+            "invalid_state",
+            "Authorization refused: invalid state",
+            "The state parameter was not issued by this hub (forged or altered). Nothing was stored.",
+        ) from None
     if not isinstance(payload, dict) or payload.get("u") != request.user.pk:
-        raise CallbackRefused("other_user_state", "Authorization refused: started by another user",
-                              "This authorization was started by a different user; only that user can finish it. "
-                              "Nothing was stored.")
+        raise CallbackRefused(
+            "other_user_state",
+            "Authorization refused: started by another user",
+            "This authorization was started by a different user; only that user can finish it. Nothing was stored.",
+        )
     nonce = str(payload.get("n"))
     flows = dict(request.session.get(SESSION_FLOWS) or {})
     flow = flows.pop(nonce, None)
     used = list(request.session.get(SESSION_USED) or [])
     if flow is None:
         if nonce in used:
-            raise CallbackRefused("replayed_state", "Authorization already used",
-                                  "This authorization answer was already used once; it cannot be used again. "
-                                  "Nothing was stored.")
-        raise CallbackRefused("unknown_state", "Authorization refused: not started here",
-                              "This authorization was not started in this browser session (or it was replaced). "
-                              "Start it again from the integration's page. Nothing was stored.")
+            raise CallbackRefused(
+                "replayed_state",
+                "Authorization already used",
+                "This authorization answer was already used once; it cannot be used again. Nothing was stored.",
+            )
+        raise CallbackRefused(
+            "unknown_state",
+            "Authorization refused: not started here",
+            "This authorization was not started in this browser session (or it was replaced). "
+            "Start it again from the integration's page. Nothing was stored.",
+        )
     # Consumed before anything else happens: a second request with the same state finds nothing.
     request.session[SESSION_FLOWS] = flows
     request.session[SESSION_USED] = [*used, nonce][-20:]
@@ -344,48 +423,88 @@ def callback(request: HttpRequest) -> HttpResponse:
         log.warning("OAuth2 callback refused for user %s: %s", request.user.pk, refused.reason)
         return _result(request, ok=False, reason=refused.reason, title=refused.title, message=refused.message)
 
-    integration = _editable(request, flow["integration"])
+    integration = _visible(request, flow["integration"])
     if integration is None:
-        return _result(request, ok=False, reason="not_found", title="Integration not found",
-                       message="The integration this authorization was for no longer exists. Nothing was stored.")
+        return _result(
+            request,
+            ok=False,
+            reason="not_found",
+            title="Integration not found",
+            message="The integration this authorization was for no longer exists. Nothing was stored.",
+        )
+    if not _may_authorize(request, integration):
+        return _not_allowed(request, integration)
     error = request.GET.get("error")
     if error:
         description = request.GET.get("error_description", "")[:300]
         log.warning("OAuth2 authorization of %s ended with provider error %s", integration.pk, error[:50])
         if error == "access_denied":
-            return _result(request, ok=False, reason="access_denied", integration=integration,
-                           title="Access denied at the provider",
-                           message="The authorization was declined at the provider, so the hub received no access. "
-                           "Nothing was stored; start again and approve to connect.")
-        return _result(request, ok=False, reason="provider_error", integration=integration,
-                       title="The provider reported an error",
-                       message=f"The provider answered {error[:50]!r}" + (f": {description}" if description else "")
-                       + ". Nothing was stored.")
+            return _result(
+                request,
+                ok=False,
+                reason="access_denied",
+                integration=integration,
+                title="Access denied at the provider",
+                message="The authorization was declined at the provider, so the hub received no access. "
+                "Nothing was stored; start again and approve to connect.",
+            )
+        return _result(
+            request,
+            ok=False,
+            reason="provider_error",
+            integration=integration,
+            title="The provider reported an error",
+            message=f"The provider answered {error[:50]!r}"
+            + (f": {description}" if description else "")
+            + ". Nothing was stored.",
+        )
     code = request.GET.get("code")
     if not code:
-        return _result(request, ok=False, reason="missing_code", integration=integration,
-                       title="No authorization code",
-                       message="The provider's answer carries neither a code nor an error. Nothing was stored.")
+        return _result(
+            request,
+            ok=False,
+            reason="missing_code",
+            integration=integration,
+            title="No authorization code",
+            message="The provider's answer carries neither a code nor an error. Nothing was stored.",
+        )
     try:
         config = oauth2_config_for(integration)
         secret = (integration.credentials or {}).get("client_secret")
-        token = exchange_code(config, secret if isinstance(secret, str) else None, code=code,
-                              code_verifier=flow["verifier"], redirect_uri=flow["redirect_uri"])
+        token = exchange_code(
+            config,
+            secret if isinstance(secret, str) else None,
+            code=code,
+            code_verifier=flow["verifier"],
+            redirect_uri=flow["redirect_uri"],
+        )
     except OAuth2Error as exc:
         log.warning("OAuth2 code exchange for %s refused: %s", integration.pk, exc.error)
         explanation = (
             " The code is unknown, expired, already used, or the PKCE verifier does not match it."
-            if exc.error == "invalid_grant" else ""
+            if exc.error == "invalid_grant"
+            else ""
         )
-        return _result(request, ok=False, reason="exchange_refused", integration=integration,
-                       title="The provider refused the authorization code",
-                       message=f"Exchanging the code for a token failed: {exc.error}"
-                       + (f" ({exc.description[:200]})" if exc.description else "")
-                       + f".{explanation} Nothing was stored; start the authorization again.")
+        return _result(
+            request,
+            ok=False,
+            reason="exchange_refused",
+            integration=integration,
+            title="The provider refused the authorization code",
+            message=f"Exchanging the code for a token failed: {exc.error}"
+            + (f" ({exc.description[:200]})" if exc.description else "")
+            + f".{explanation} Nothing was stored; start the authorization again.",
+        )
     except ConnectorError as exc:
         log.warning("OAuth2 code exchange for %s failed: %s", integration.pk, exc.message)
-        return _result(request, ok=False, reason="exchange_failed", integration=integration,
-                       title="The code exchange failed", message=f"{exc.message}. Nothing was stored.")
+        return _result(
+            request,
+            ok=False,
+            reason="exchange_failed",
+            integration=integration,
+            title="The code exchange failed",
+            message=f"{exc.message}. Nothing was stored.",
+        )
 
     actor = request.user.get_username()
     with transaction.atomic():
@@ -396,12 +515,22 @@ def callback(request: HttpRequest) -> HttpResponse:
             ok=True,
             actor=actor,
             message="authorized through OAuth2",
-            detail={"grant": "authorization_code", "scope": token.get("scope"),
-                    "refresh_token": bool(token.get("refresh_token")), "expires_at": token.get("expires_at")},
+            detail={
+                "grant": "authorization_code",
+                "scope": token.get("scope"),
+                "refresh_token": bool(token.get("refresh_token")),
+                "expires_at": token.get("expires_at"),
+            },
         )
         services.set_status(integration, Status.CONNECTED, message="authorized through OAuth2", actor=actor)
     # Workers built a connector around the old state; they rebuild it with the new token provider.
     services.close_connector(integration.pk)
-    return _result(request, ok=True, integration=integration, title="Connected",
-                   message=f"{integration.name} is authorized; the hub now holds an access token"
-                   + (" and a refresh token" if token.get("refresh_token") else "") + " (stored encrypted).")
+    return _result(
+        request,
+        ok=True,
+        integration=integration,
+        title="Connected",
+        message=f"{integration.name} is authorized; the hub now holds an access token"
+        + (" and a refresh token" if token.get("refresh_token") else "")
+        + " (stored encrypted).",
+    )

@@ -74,11 +74,13 @@ class AuthServer:
         answer = httpx.post(f"{self.url}/test/expire", data={"token": access_token}, timeout=10)
         assert answer.json() == {"expired": 1}
 
-    def revoke(self, token: str, client_id: str = clients.CODE_CLIENT_ID,
-               client_secret: str = clients.CODE_CLIENT_SECRET) -> None:
+    def revoke(
+        self, token: str, client_id: str = clients.CODE_CLIENT_ID, client_secret: str = clients.CODE_CLIENT_SECRET
+    ) -> None:
         """RFC 7009 revocation at the provider: what an admin revoking the app's access does."""
-        response = httpx.post(f"{self.url}/o/revoke_token/", data={"token": token}, auth=(client_id, client_secret),
-                              timeout=10)
+        response = httpx.post(
+            f"{self.url}/o/revoke_token/", data={"token": token}, auth=(client_id, client_secret), timeout=10
+        )
         response.raise_for_status()
 
 
@@ -88,7 +90,11 @@ def authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.oauth.authserver.serve", str(db)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = _read_line(process, timeout=60)
@@ -148,7 +154,9 @@ class ProviderBrowser:
         page = self.http.get("/accounts/login/")
         page.raise_for_status()
         fields = _hidden_fields(page.text) | {"username": username, "password": password}
-        answer = self.http.post("/accounts/login/", data=fields, headers={"Referer": f"{self.server.url}/accounts/login/"})
+        answer = self.http.post(
+            "/accounts/login/", data=fields, headers={"Referer": f"{self.server.url}/accounts/login/"}
+        )
         assert answer.status_code == 302, f"provider login failed: {answer.status_code}"
 
     def consent_page(self, authorize_url: str) -> httpx.Response:
@@ -162,8 +170,7 @@ class ProviderBrowser:
         fields = _hidden_fields(page.text)
         if allow:
             fields["allow"] = "Authorize"
-        answer = self.http.post(urlsplit(authorize_url).path, data=fields,
-                                headers={"Referer": authorize_url})
+        answer = self.http.post(urlsplit(authorize_url).path, data=fields, headers={"Referer": authorize_url})
         assert answer.status_code == 302, f"consent answer: HTTP {answer.status_code}"
         return answer.headers["location"]
 
@@ -234,8 +241,14 @@ def hub_client(client: Any, hub_user: Any) -> Any:
 def make_integration(authserver: AuthServer, hub_user: Any) -> Any:
     from integrations.models import Integration
 
-    def make(id: str = "bamboo_oauth", *, grant: str = "authorization_code", owner: Any = hub_user,
-             token: dict[str, Any] | None = None, **config_overrides: Any) -> Integration:
+    def make(
+        id: str = "bamboo_oauth",
+        *,
+        grant: str = "authorization_code",
+        owner: Any = hub_user,
+        token: dict[str, Any] | None = None,
+        **config_overrides: Any,
+    ) -> Integration:
         if grant == "client_credentials":
             oauth2 = authserver.cc_config(**config_overrides).model_dump()
             credentials: dict[str, Any] = {"client_secret": clients.CC_CLIENT_SECRET}
@@ -245,8 +258,13 @@ def make_integration(authserver: AuthServer, hub_user: Any) -> Any:
         if token:
             credentials["oauth_token"] = token
         return Integration.objects.create(
-            id=id, name="BambooHR (OAuth2)", kind="bamboohr", auth_type="oauth2",
-            config={"subdomain": "acme", "oauth2": oauth2}, credentials=credentials, owner=owner,
+            id=id,
+            name="BambooHR (OAuth2)",
+            kind="bamboohr",
+            auth_type="oauth2",
+            config={"subdomain": "acme", "oauth2": oauth2},
+            credentials=credentials,
+            owner=owner,
         )
 
     return make

@@ -24,14 +24,20 @@ PROCESSES = 10
 def authorized_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[str, Any]:
     request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state="c")
     code = query(browser.authorize(request.url))["code"]
-    return exchange_code(authserver.code_config(), clients.CODE_CLIENT_SECRET, code=code,
-                         code_verifier=request.code_verifier, redirect_uri=clients.HUB_REDIRECT_URI)
+    return exchange_code(
+        authserver.code_config(),
+        clients.CODE_CLIENT_SECRET,
+        code=code,
+        code_verifier=request.code_verifier,
+        redirect_uri=clients.HUB_REDIRECT_URI,
+    )
 
 
 @pytest.mark.django_db(transaction=True)  # the workers are other processes: they must see committed rows
 @pytest.mark.parametrize("lock", ["redis", "database"])
-def test_ten_processes_refresh_an_expired_token_once(lock: str, authserver: AuthServer,
-                                                     provider_browser: ProviderBrowser, make_integration: Any) -> None:
+def test_ten_processes_refresh_an_expired_token_once(
+    lock: str, authserver: AuthServer, provider_browser: ProviderBrowser, make_integration: Any
+) -> None:
     token = authorized_token(authserver, provider_browser)
     expired = token | {"expires_at": int(time.time()) - 5}
     integration_id = f"race_{lock}"
@@ -40,9 +46,15 @@ def test_ten_processes_refresh_an_expired_token_once(lock: str, authserver: Auth
 
     env = os.environ | {"HUB_CHILD_DB_NAME": str(connection.settings_dict["NAME"]), "OAUTH2_LOCK": lock}
     workers = [
-        subprocess.Popen([sys.executable, "-m", "tests.oauth.child_get_token", integration_id, f"{authserver.url}/api/me"],
-                         cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.oauth.child_get_token", integration_id, f"{authserver.url}/api/me"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(PROCESSES)
     ]
     try:

@@ -58,8 +58,9 @@ def test_authorization_code_flow_with_pkce(authserver: AuthServer, provider_brow
     assert authserver.stats().get("authorization_code:200") == 1
 
 
-def test_server_refuses_an_authorization_request_without_pkce(authserver: AuthServer,
-                                                              provider_browser: ProviderBrowser) -> None:
+def test_server_refuses_an_authorization_request_without_pkce(
+    authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     # Build the URL with Authlib but no code_verifier: no code_challenge is sent.
     with OAuth2Client(client_id=clients.CODE_CLIENT_ID, redirect_uri=REDIRECT, scope="read") as plain:
         url, _ = plain.create_authorization_url(authserver.authorize_url, state="no-pkce")
@@ -70,7 +71,9 @@ def test_server_refuses_an_authorization_request_without_pkce(authserver: AuthSe
     assert refused["error"] == "invalid_request" and "challenge" in refused["error_description"].lower()
 
 
-def test_wrong_pkce_verifier_is_refused_by_the_server(authserver: AuthServer, provider_browser: ProviderBrowser) -> None:
+def test_wrong_pkce_verifier_is_refused_by_the_server(
+    authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     code, verifier = authorize(authserver, provider_browser)
     with pytest.raises(OAuth2Error) as refused:
         exchange_code(authserver.code_config(), SECRET, code=code, code_verifier=verifier[::-1], redirect_uri=REDIRECT)
@@ -94,8 +97,9 @@ def test_client_credentials_with_a_wrong_secret(authserver: AuthServer) -> None:
     assert "not-the-secret" not in str(refused.value)
 
 
-def test_refresh_rotates_the_refresh_token_and_the_old_one_dies(authserver: AuthServer,
-                                                               provider_browser: ProviderBrowser) -> None:
+def test_refresh_rotates_the_refresh_token_and_the_old_one_dies(
+    authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     code, verifier = authorize(authserver, provider_browser)
     first = exchange_code(authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT)
     second = refresh_token(authserver.code_config(), SECRET, first["refresh_token"])
@@ -141,8 +145,9 @@ def test_provider_refreshes_only_inside_the_margin(authserver: AuthServer, provi
     token = _code_token(authserver, provider_browser)
     store = MemoryStore(token | {"expires_at": int(time.time()) + 400})
     events: list[TokenEvent] = []
-    provider = OAuth2TokenProvider(authserver.code_config(refresh_margin_seconds=300), SECRET, store,
-                                   on_event=events.append)
+    provider = OAuth2TokenProvider(
+        authserver.code_config(refresh_margin_seconds=300), SECRET, store, on_event=events.append
+    )
     assert provider.get_token() == token["access_token"]
     assert authserver.stats().get("refresh_token", 0) == 0
 
@@ -170,12 +175,16 @@ def test_provider_refreshes_once_after_a_401(authserver: AuthServer, provider_br
     assert authserver.stats().get("refresh_token") == 1
 
 
-def test_invalid_grant_cools_down_instead_of_retrying(authserver: AuthServer, provider_browser: ProviderBrowser) -> None:
+def test_invalid_grant_cools_down_instead_of_retrying(
+    authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     token = _code_token(authserver, provider_browser)
     authserver.revoke(token["refresh_token"])
     store = MemoryStore(token | {"expires_at": int(time.time()) - 10})
     events: list[TokenEvent] = []
-    provider = OAuth2TokenProvider(authserver.code_config(), SECRET, store, on_event=events.append, cooldown_seconds=300)
+    provider = OAuth2TokenProvider(
+        authserver.code_config(), SECRET, store, on_event=events.append, cooldown_seconds=300
+    )
     with pytest.raises(ConnectorError) as first:
         provider.get_token()
     assert first.value.category == "auth" and first.value.permanent
@@ -191,8 +200,9 @@ def test_invalid_grant_cools_down_instead_of_retrying(authserver: AuthServer, pr
 def test_client_credentials_provider_fetches_and_fetches_again_before_expiry(authserver: AuthServer) -> None:
     store = MemoryStore()
     events: list[TokenEvent] = []
-    provider = OAuth2TokenProvider(authserver.cc_config(refresh_margin_seconds=60), clients.CC_CLIENT_SECRET, store,
-                                   on_event=events.append)
+    provider = OAuth2TokenProvider(
+        authserver.cc_config(refresh_margin_seconds=60), clients.CC_CLIENT_SECRET, store, on_event=events.append
+    )
     first = provider.get_token()
     assert authserver.resource(first).status_code == 200 and provider.get_token() == first
     assert authserver.stats().get("client_credentials") == 1

@@ -21,8 +21,9 @@ from tests.oauth.conftest import AuthServer, ProviderBrowser
 
 
 @pytest.mark.django_db(transaction=True)  # committed, so the rows are really in the database file
-def test_tokens_never_leave_the_encrypted_column(hub_client: Client, make_integration: Any, authserver: AuthServer,
-                                                 provider_browser: ProviderBrowser, caplog: Any) -> None:
+def test_tokens_never_leave_the_encrypted_column(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser, caplog: Any
+) -> None:
     caplog.set_level(logging.DEBUG)  # everything any logger says, Authlib's and httpx's included
     make_integration()
     start = hub_client.get(reverse("oauth:start", args=["bamboo_oauth"]))
@@ -39,8 +40,13 @@ def test_tokens_never_leave_the_encrypted_column(hub_client: Client, make_integr
     second = Integration.objects.get(pk="bamboo_oauth").credentials["oauth_token"]
     assert second["access_token"] != first["access_token"]
 
-    secrets = [first["access_token"], first["refresh_token"], second["access_token"], second["refresh_token"],
-               clients.CODE_CLIENT_SECRET]
+    secrets = [
+        first["access_token"],
+        first["refresh_token"],
+        second["access_token"],
+        second["refresh_token"],
+        clients.CODE_CLIENT_SECRET,
+    ]
 
     # At rest: the raw column holds ciphertext; the database file and its WAL hold no token.
     with connection.cursor() as cursor:
@@ -63,8 +69,12 @@ def test_tokens_never_leave_the_encrypted_column(hub_client: Client, make_integr
 
     # Responses: the result page, the dashboard and the API.
     pages = [callback.content.decode()]
-    for url in (f"/api/integrations/{'bamboo_oauth'}", "/api/integrations", "/integrations/bamboo_oauth",
-                "/api/integrations/bamboo_oauth/events"):
+    for url in (
+        f"/api/integrations/{'bamboo_oauth'}",
+        "/api/integrations",
+        "/integrations/bamboo_oauth",
+        "/api/integrations/bamboo_oauth/events",
+    ):
         response = hub_client.get(url)
         assert response.status_code == 200, url
         pages.append(response.content.decode())

@@ -23,18 +23,25 @@ pytestmark = pytest.mark.django_db
 def authorized_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[str, Any]:
     request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state="t")
     code = query(browser.authorize(request.url))["code"]
-    return exchange_code(authserver.code_config(), clients.CODE_CLIENT_SECRET, code=code,
-                         code_verifier=request.code_verifier, redirect_uri=clients.HUB_REDIRECT_URI)
+    return exchange_code(
+        authserver.code_config(),
+        clients.CODE_CLIENT_SECRET,
+        code=code,
+        code_verifier=request.code_verifier,
+        redirect_uri=clients.HUB_REDIRECT_URI,
+    )
 
 
 def refresh_events(integration_id: str) -> list[IntegrationEvent]:
-    return list(IntegrationEvent.objects.filter(integration_ref=integration_id, type=EventType.TOKEN_REFRESH)
-                .order_by("id"))
+    return list(
+        IntegrationEvent.objects.filter(integration_ref=integration_id, type=EventType.TOKEN_REFRESH).order_by("id")
+    )
 
 
 @pytest.mark.parametrize("lock", ["redis", "database"])
-def test_a_401_in_two_workers_refreshes_once(lock: str, settings: Any, authserver: AuthServer,
-                                             provider_browser: ProviderBrowser, make_integration: Any) -> None:
+def test_a_401_in_two_workers_refreshes_once(
+    lock: str, settings: Any, authserver: AuthServer, provider_browser: ProviderBrowser, make_integration: Any
+) -> None:
     settings.OAUTH2_LOCK = lock
     token = authorized_token(authserver, provider_browser)
     integration = make_integration(token=token)
@@ -56,8 +63,9 @@ def test_a_401_in_two_workers_refreshes_once(lock: str, settings: Any, authserve
     assert fresh not in event.message + str(event.detail) and stored["refresh_token"] not in str(event.detail)
 
 
-def test_client_credentials_token_is_fetched_once_and_again_before_expiry(authserver: AuthServer,
-                                                                          make_integration: Any) -> None:
+def test_client_credentials_token_is_fetched_once_and_again_before_expiry(
+    authserver: AuthServer, make_integration: Any
+) -> None:
     integration = make_integration("machine", grant="client_credentials", refresh_margin_seconds=120)
     first = token_provider_for(integration).get_token()
     assert authserver.resource(first).json()["client_id"] == clients.CC_CLIENT_ID
@@ -97,8 +105,12 @@ def test_invalid_grant_requires_a_reconnect_without_a_retry_storm(
             token_provider_for(Integration.objects.get(pk=integration.pk)).get_token()
     assert authserver.stats().get("refresh_token") == 1
     assert len(refresh_events(integration.pk)) == 1
-    assert IntegrationEvent.objects.filter(integration_ref=integration.pk, type=EventType.STATUS_CHANGE,
-                                           detail__to=Status.RECONNECT_REQUIRED).count() == 1
+    assert (
+        IntegrationEvent.objects.filter(
+            integration_ref=integration.pk, type=EventType.STATUS_CHANGE, detail__to=Status.RECONNECT_REQUIRED
+        ).count()
+        == 1
+    )
 
     # The dashboard's reconnect is the authorization-code flow again; afterwards tokens flow.
     redirect = provider_browser.authorize(hub_client.get(reverse("oauth:start", args=[integration.pk]))["Location"])

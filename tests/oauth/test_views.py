@@ -43,8 +43,9 @@ def assert_refused(response: Any, reason: str, *phrases: str) -> str:
     return html
 
 
-def test_full_authorization_code_flow(hub_client: Client, make_integration: Any, authserver: AuthServer,
-                                      provider_browser: ProviderBrowser) -> None:
+def test_full_authorization_code_flow(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     make_integration()
     authorize_url = start(hub_client)
     params = query(authorize_url)
@@ -75,9 +76,9 @@ def test_full_authorization_code_flow(hub_client: Client, make_integration: Any,
     assert hub_client.session[SESSION_FLOWS] == {}
 
 
-def test_replayed_state_is_refused_without_a_second_exchange(hub_client: Client, make_integration: Any,
-                                                            authserver: AuthServer,
-                                                            provider_browser: ProviderBrowser) -> None:
+def test_replayed_state_is_refused_without_a_second_exchange(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     make_integration()
     path = callback_path(provider_browser.authorize(start(hub_client)))
     assert hub_client.get(path).status_code == 200
@@ -96,9 +97,15 @@ def test_replayed_state_is_refused_without_a_second_exchange(hub_client: Client,
     ],
     ids=["missing", "forged", "altered"],
 )
-def test_missing_or_forged_state_is_refused(hub_client: Client, make_integration: Any, authserver: AuthServer,
-                                           provider_browser: ProviderBrowser, tamper: Any, reason: str,
-                                           phrase: str) -> None:
+def test_missing_or_forged_state_is_refused(
+    hub_client: Client,
+    make_integration: Any,
+    authserver: AuthServer,
+    provider_browser: ProviderBrowser,
+    tamper: Any,
+    reason: str,
+    phrase: str,
+) -> None:
     make_integration()
     answer = query(provider_browser.authorize(start(hub_client)))
     response = hub_client.get(CALLBACK, {"code": answer["code"], "state": tamper(answer["state"])})
@@ -108,8 +115,9 @@ def test_missing_or_forged_state_is_refused(hub_client: Client, make_integration
     assert authserver.stats().get("authorization_code", 0) == 0  # the code never reached the token endpoint
 
 
-def test_expired_state_is_refused(hub_client: Client, make_integration: Any, authserver: AuthServer,
-                                  provider_browser: ProviderBrowser, settings: Any) -> None:
+def test_expired_state_is_refused(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser, settings: Any
+) -> None:
     settings.OAUTH2_STATE_MAX_AGE_SECONDS = 1
     make_integration()
     path = callback_path(provider_browser.authorize(start(hub_client)))
@@ -118,21 +126,28 @@ def test_expired_state_is_refused(hub_client: Client, make_integration: Any, aut
     assert stored_token() is None and authserver.stats().get("authorization_code", 0) == 0
 
 
-def test_another_users_state_is_refused(hub_client: Client, make_integration: Any, authserver: AuthServer,
-                                        provider_browser: ProviderBrowser, django_user_model: Any) -> None:
+def test_another_users_state_is_refused(
+    hub_client: Client,
+    make_integration: Any,
+    authserver: AuthServer,
+    provider_browser: ProviderBrowser,
+    django_user_model: Any,
+) -> None:
     make_integration()
     path = callback_path(provider_browser.authorize(start(hub_client)))
     intruder = Client()
-    intruder.force_login(django_user_model.objects.create_user("intruder", password="intruder-password-1",
-                                                               is_staff=True))
+    intruder.force_login(
+        django_user_model.objects.create_user("intruder", password="intruder-password-1", is_staff=True)
+    )
     assert_refused(intruder.get(path), "other_user_state", "another user")
     assert stored_token() is None and authserver.stats().get("authorization_code", 0) == 0
     # The user who started it can still finish: the intruder consumed nothing.
     assert hub_client.get(path).status_code == 200 and stored_token()
 
 
-def test_state_from_another_browser_session_is_refused(hub_client: Client, make_integration: Any,
-                                                       provider_browser: ProviderBrowser, hub_user: Any) -> None:
+def test_state_from_another_browser_session_is_refused(
+    hub_client: Client, make_integration: Any, provider_browser: ProviderBrowser, hub_user: Any
+) -> None:
     make_integration()
     path = callback_path(provider_browser.authorize(start(hub_client)))
     other_session = Client()
@@ -147,8 +162,9 @@ def test_callback_needs_a_logged_in_user(client: Client, make_integration: Any) 
     assert response.status_code == 302 and "login" in response["Location"]
 
 
-def test_access_denied_at_the_provider(hub_client: Client, make_integration: Any, authserver: AuthServer,
-                                       provider_browser: ProviderBrowser) -> None:
+def test_access_denied_at_the_provider(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     make_integration()
     redirect = provider_browser.authorize(start(hub_client), allow=False)
     assert query(redirect)["error"] == "access_denied"
@@ -158,9 +174,9 @@ def test_access_denied_at_the_provider(hub_client: Client, make_integration: Any
     assert not IntegrationEvent.objects.filter(integration_ref="bamboo_oauth", type=EventType.CONNECT).exists()
 
 
-def test_wrong_pkce_verifier_is_refused_by_the_provider_and_reported(hub_client: Client, make_integration: Any,
-                                                                     authserver: AuthServer,
-                                                                     provider_browser: ProviderBrowser) -> None:
+def test_wrong_pkce_verifier_is_refused_by_the_provider_and_reported(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
     make_integration()
     authorize_url = start(hub_client)
     session = hub_client.session
@@ -170,15 +186,17 @@ def test_wrong_pkce_verifier_is_refused_by_the_provider_and_reported(hub_client:
     session[SESSION_FLOWS] = flows
     session.save()
     response = hub_client.get(callback_path(provider_browser.authorize(authorize_url)))
-    assert_refused(response, "exchange_refused", "refused the authorization code", "invalid_grant",
-                   "PKCE verifier does not match")
+    assert_refused(
+        response, "exchange_refused", "refused the authorization code", "invalid_grant", "PKCE verifier does not match"
+    )
     assert authserver.stats().get("authorization_code:400") == 1  # the provider checked it and said no
     assert stored_token() is None
     assert Integration.objects.get(pk="bamboo_oauth").status == Status.DISCONNECTED
 
 
-def test_start_refuses_what_it_cannot_start(hub_client: Client, make_integration: Any, django_user_model: Any,
-                                            hub_user: Any) -> None:
+def test_start_refuses_what_it_cannot_start(
+    hub_client: Client, make_integration: Any, django_user_model: Any, hub_user: Any
+) -> None:
     other = django_user_model.objects.create_user("someone-else", password="someone-else-password")
     make_integration("not_mine", owner=other)
     make_integration("machine", grant="client_credentials")
@@ -191,3 +209,18 @@ def test_start_refuses_what_it_cannot_start(hub_client: Client, make_integration
     response = hub_client.get(reverse("oauth:start", args=["machine"]))
     assert response.status_code == 400 and b"client-credentials grant" in response.content
     assert hub_client.session.get(SESSION_FLOWS) in (None, {})
+
+
+def test_only_the_owner_or_staff_may_authorize(make_integration: Any, django_user_model: Any, hub_user: Any) -> None:
+    from django.contrib.auth.models import Group
+
+    team = Group.objects.create(name="hr-team")
+    integration = make_integration()
+    integration.shared_with_groups.add(team)
+    member = django_user_model.objects.create_user("member", password="member-password-1")
+    member.groups.add(team)
+    client = Client()
+    client.force_login(member)
+    response = client.get(reverse("oauth:start", args=["bamboo_oauth"]))
+    assert response.status_code == 403 and b"owner or staff" in response.content
+    assert client.session.get(SESSION_FLOWS) in (None, {})

@@ -21,7 +21,11 @@ def me(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     token = oauthlib_request.access_token
     return JsonResponse(
-        {"user": token.user.username if token.user else None, "client_id": token.application.client_id, "scope": token.scope}
+        {
+            "user": token.user.username if token.user else None,
+            "client_id": token.application.client_id,
+            "scope": token.scope,
+        }
     )
 
 
