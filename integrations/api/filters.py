@@ -8,7 +8,19 @@ from connectors import registry
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 
 
-class IntegrationFilter(django_filters.FilterSet):
+class StrictFilterSet(django_filters.FilterSet):
+    """django-filter reads ``?status=`` as "no filter"; here a blank value is an error the client sees."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name in self.filters:
+            if name in self.data and self.data.get(name) == "":
+                self.form.add_error(name, "This value may not be blank; leave the parameter out instead.")
+                valid = False
+        return valid
+
+
+class IntegrationFilter(StrictFilterSet):
     kind = django_filters.ChoiceFilter(choices=registry.choices())
     status = django_filters.ChoiceFilter(choices=Status.choices)
     enabled = django_filters.BooleanFilter()
@@ -18,7 +30,7 @@ class IntegrationFilter(django_filters.FilterSet):
         fields = ["kind", "status", "enabled"]
 
 
-class EventFilter(django_filters.FilterSet):
+class EventFilter(StrictFilterSet):
     type = django_filters.ChoiceFilter(choices=EventType.choices)
     ok = django_filters.BooleanFilter()
     since = django_filters.IsoDateTimeFilter(

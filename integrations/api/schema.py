@@ -23,7 +23,6 @@ _ERRORS = {
     "401": "Not authenticated (send a session cookie or `Authorization: Token <key>`).",
     "403": "Authenticated but not allowed (e.g. changing an integration one does not own, CSRF failure).",
     "404": "No such resource, or not visible to this user.",
-    "405": "Method not allowed.",
     "406": "The Accept header asks for a format the API cannot render.",
     "415": "Unsupported request body media type.",
 }
@@ -33,7 +32,8 @@ class AutoSchema(openapi.AutoSchema):
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, description in _ERRORS.items():
-            if code == "404" and "{" not in self.path:
+            # 404: an unknown or invisible id, or a page number past the end of a paginated list.
+            if code == "404" and "{" not in self.path and not (self._is_list_view() and self._get_paginator()):
                 continue
             if code == "415" and self.method not in ("POST", "PUT", "PATCH"):
                 continue

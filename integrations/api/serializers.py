@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import models, transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
@@ -56,6 +56,36 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
+# DRF coerces JSON types (123 -> "123", 1 -> True, "60" -> 60). A client that sends the wrong type has
+# a bug worth hearing about, so these fields take only the JSON type the schema documents.
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(CONFIG_SCHEMA)
 class ConfigField(serializers.DictField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -67,12 +97,12 @@ class ConfigField(serializers.DictField):
 
 @extend_schema_field(CREDENTIALS_SCHEMA)
 class CredentialsField(serializers.DictField):
-    child = serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False)
+    child = StrictCharField(allow_null=True, allow_blank=True, trim_whitespace=False)
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:integration-detail", read_only=True)
-    id = serializers.CharField(
+    id = StrictCharField(
         max_length=63,
         validators=[
             slug_validator,
@@ -80,18 +110,18 @@ class IntegrationSerializer(serializers.ModelSerializer):
         ],
         help_text="Slug, chosen by the client: 2-63 lowercase letters, digits or underscores (e.g. bamboo_hr).",
     )
-    kind = serializers.ChoiceField(
+    kind = StrictChoiceField(
         choices=registry.choices(),
         error_messages={"invalid_choice": f'Unknown kind "{{input}}"; expected one of: {", ".join(registry.kinds())}.'},
         help_text="Connector kind (GET /api/connector-types). Cannot change after creation.",
     )
-    auth_type = serializers.ChoiceField(
+    auth_type = StrictChoiceField(
         choices=AuthType.choices, required=False, help_text="Defaults to the kind's first supported auth type."
     )
     config = ConfigField(required=False)
     credentials = CredentialsField(required=False, write_only=True)
     secrets = serializers.SerializerMethodField()
-    health_check_interval = serializers.IntegerField(
+    health_check_interval = StrictIntegerField(
         min_value=5, max_value=MAX_HEALTH_CHECK_INTERVAL, required=False, help_text="Seconds between health checks."
     )
     owner = serializers.SlugRelatedField(
@@ -108,6 +138,12 @@ class IntegrationSerializer(serializers.ModelSerializer):
         queryset=Group.objects.all(),
         help_text="Names of groups whose members may see and use (not change) this integration.",
     )
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.BooleanField: StrictBooleanField,
+    }
 
     class Meta:
         model = Integration
@@ -149,8 +185,11 @@ class IntegrationSerializer(serializers.ModelSerializer):
         user = self.context["request"].user
         if user.is_staff:
             return groups
-        own = set(user.groups.values_list("pk", flat=True))
-        foreign = sorted(g.name for g in groups if g.pk not in own)
+        # Shares already in place (e.g. set by staff) may stay; new ones only to the user's own groups.
+        allowed = set(user.groups.values_list("pk", flat=True))
+        if self.instance is not None:
+            allowed |= {g.pk for g in self.instance.shared_with_groups.all()}
+        foreign = sorted(g.name for g in groups if g.pk not in allowed)
         if foreign:
             raise serializers.ValidationError(f"You can only share with groups you belong to (not: {', '.join(foreign)}).")
         return groups
@@ -300,5 +339,5 @@ class IntegrationUpdateSerializer(IntegrationSerializer):
     """PUT / PATCH: the URL names the integration and its kind is fixed, so neither is needed in the body
     (a full representation may still carry them; a different value is a 400)."""
 
-    id = serializers.CharField(required=False, help_text="Optional; must equal the id in the URL.")
-    kind = serializers.CharField(required=False, help_text="Optional; must equal the stored kind.")
+    id = StrictCharField(required=False, help_text="Optional; must equal the id in the URL.")
+    kind = StrictCharField(required=False, help_text="Optional; must equal the stored kind.")

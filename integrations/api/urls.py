@@ -19,4 +19,6 @@ urlpatterns = [
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
     re_path(r"^operations/(?P<operation_id>[^/.]+)/?$", views.OperationView.as_view(), name="operation-detail"),
     *router.urls,
+    # Last: whatever else lies under these prefixes (an id with a dot, a typo) is a JSON 404.
+    re_path(r"^(?P<path>(integrations|connector-types|operations)(/.*)?)$", views.not_found),
 ]

@@ -15,9 +15,10 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import filters, mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view, authentication_classes, permission_classes, schema
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,7 +44,7 @@ FINISHED_STATES = frozenset({"succeeded", "failed"})
 
 WAIT_PARAMETER = OpenApiParameter(
     "wait",
-    OpenApiTypes.NUMBER,
+    {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
     OpenApiParameter.QUERY,
     description=f"Seconds (0-{MAX_WAIT_SECONDS:g}) to wait for the worker; the result comes inline (200) if it "
     "finishes in time, else 202 as without it.",
@@ -54,9 +55,19 @@ OPERATION_RESPONSES = {
 }
 
 
+class StrictQueryMixin:
+    """No endpoint here takes a query parameter twice: ``?status=a&status=b`` is a 400, not "the last one"."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]  # authentication and permissions first
+        repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+        if repeated:
+            raise ValidationError({name: ["Give this parameter once."] for name in repeated})
+
+
 def _wait_seconds(request: Request) -> float:
     raw = request.query_params.get("wait")
-    if raw in (None, ""):
+    if raw is None:
         return 0.0
     try:
         seconds = float(raw)
@@ -105,8 +116,9 @@ def operation_response(request: Request, operation_id: str) -> Response:
     ),
     destroy=extend_schema(summary="Disconnect and delete an integration; its event history is kept (owner or staff)"),
 )
-class IntegrationViewSet(viewsets.ModelViewSet):
+class IntegrationViewSet(StrictQueryMixin, viewsets.ModelViewSet):
     serializer_class = IntegrationSerializer
+    parser_classes = [JSONParser]  # config and credentials are nested objects: forms cannot carry them
     permission_classes = [IsAuthenticated, IntegrationPermission]
     filterset_class = IntegrationFilter
     filter_backends = [*viewsets.ModelViewSet.filter_backends, filters.SearchFilter]
@@ -134,8 +146,8 @@ class IntegrationViewSet(viewsets.ModelViewSet):
             raise NotFound() from None
 
     def _start(self, request: Request, request_operation: Callable[..., str]) -> Response:
-        integration = self.get_object()
         _wait_seconds(request)  # refuse a bad ?wait= before anything is enqueued
+        integration = self.get_object()
         try:
             operation_id = request_operation(integration.id, actor=request.user)
         except ConfigError as exc:
@@ -171,7 +183,7 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         return Response(services.get_metrics(integration.id))
 
 
-class IntegrationEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class IntegrationEventViewSet(StrictQueryMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Events of one integration, newest first; kept after the integration is deleted (see the admin)."""
 
     serializer_class = EventSerializer
@@ -193,7 +205,7 @@ class IntegrationEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return super().list(request, *args, **kwargs)
 
 
-class ConnectorTypeViewSet(viewsets.ViewSet):
+class ConnectorTypeViewSet(StrictQueryMixin, viewsets.ViewSet):
     """Every connector kind with its config JSON Schema and credential fields (for forms and clients)."""
 
     lookup_field = "kind"
@@ -204,7 +216,11 @@ class ConnectorTypeViewSet(viewsets.ViewSet):
     def list(self, request: Request) -> Response:
         return Response([registry.describe(kind) for kind in registry.kinds()])
 
-    @extend_schema(summary="One connector kind", responses=ConnectorTypeSerializer)
+    @extend_schema(
+        summary="One connector kind",
+        responses=ConnectorTypeSerializer,
+        parameters=[OpenApiParameter("kind", {"type": "string", "enum": registry.kinds()}, OpenApiParameter.PATH)],
+    )
     def retrieve(self, request: Request, kind: str | None = None) -> Response:
         try:
             return Response(registry.describe(kind or ""))
@@ -212,7 +228,7 @@ class ConnectorTypeViewSet(viewsets.ViewSet):
             raise NotFound(f"Unknown kind {kind!r}.") from None
 
 
-class HealthView(APIView):
+class HealthView(StrictQueryMixin, APIView):
     """The seed's health summary over the integrations visible to you."""
 
     @extend_schema(summary="Health summary", responses=HealthSerializer)
@@ -220,10 +236,14 @@ class HealthView(APIView):
         return Response(services.health_summary(request.user))
 
 
-class OperationView(APIView):
+class OperationView(StrictQueryMixin, APIView):
     """Where a 202 points: the state of a connect / disconnect / test operation."""
 
-    @extend_schema(summary="Follow an operation", responses=OperationSerializer)
+    @extend_schema(
+        summary="Follow an operation",
+        responses=OperationSerializer,
+        parameters=[OpenApiParameter("operation_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+    )
     def get(self, request: Request, operation_id: str) -> Response:
         try:
             state = services.operation_status(operation_id)
@@ -235,3 +255,12 @@ class OperationView(APIView):
         ).exists():
             raise NotFound("No such operation.")
         return Response(_operation_body(request, state))
+
+
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+@authentication_classes([])
+@schema(None)
+def not_found(request: Request, path: str = "") -> Response:
+    """Unknown paths under the API's prefixes answer JSON like the rest of the API, not an HTML page."""
+    raise NotFound()

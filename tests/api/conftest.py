@@ -1,0 +1,86 @@
+"""People and integrations for the API tests: an owner, another user, a group member and staff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from integrations.models import Integration
+
+# Known secrets: the leak tests search every response for these exact strings.
+BAMBOO_API_KEY = "bhr-ApiKey-0b8d2e6f4a"
+OAUTH_CLIENT_SECRET = "oauth-ClientSecret-91c4d7"
+
+
+@pytest.fixture
+def people(db: Any) -> SimpleNamespace:
+    ops = Group.objects.create(name="ops")
+    User.objects.create_user("dave", password="pw-dave-123")  # member of no group, owns nothing
+    member = User.objects.create_user("carol", password="pw-carol-123")
+    member.groups.add(ops)
+    return SimpleNamespace(
+        owner=User.objects.create_user("alice", password="pw-alice-123"),
+        other=User.objects.create_user("bob", password="pw-bob-123"),
+        member=member,
+        staff=User.objects.create_user("root", password="pw-root-123", is_staff=True),
+        ops=ops,
+    )
+
+
+@pytest.fixture
+def client_for(db: Any) -> Callable[[User | None], APIClient]:
+    """An API client authenticated the way programs do (``Authorization: Token ...``); None = anonymous."""
+
+    def make(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+BAMBOO_CONFIG = {"subdomain": "acme"}
+
+
+def bamboo_body(**overrides: Any) -> dict[str, Any]:
+    """A valid POST body (BambooHR, API key)."""
+    body = {
+        "id": "hr_db",
+        "name": "HR",
+        "kind": "bamboohr",
+        "config": dict(BAMBOO_CONFIG),
+        "credentials": {"api_key": "0" * 40},
+    }
+    return body | overrides
+
+
+@pytest.fixture
+def make_integration(db: Any) -> Callable[..., Integration]:
+    """A row as the service layer would store it (setup only; the API under test writes through services)."""
+
+    def make(id: str = "hr_db", *, owner: User | None = None, groups: tuple[Group, ...] = (), **fields: Any) -> Integration:
+        fields.setdefault("name", id.replace("_", " ").title())
+        fields.setdefault("kind", "bamboohr")
+        fields.setdefault("auth_type", "api_key")
+        fields.setdefault("config", dict(BAMBOO_CONFIG))
+        fields.setdefault("credentials", {"api_key": "0" * 40})
+        integration = Integration.objects.create(id=id, owner=owner, **fields)
+        if groups:
+            integration.shared_with_groups.set(groups)
+        return integration
+
+    return make
+
+
+@pytest.fixture
+def shared(people: SimpleNamespace, make_integration: Callable[..., Integration]) -> Integration:
+    """alice's integration, shared with the ops group (carol)."""
+    return make_integration("hr_db", owner=people.owner, groups=(people.ops,))
