@@ -119,6 +119,8 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(value, list):
         yield prefix, ", ".join(str(item) for item in value) if value else "—"
+    elif isinstance(value, bool):
+        yield prefix, "yes" if value else "no"
     else:
         yield prefix, "—" if value is None or value == {} else value
 
