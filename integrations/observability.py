@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from connectors.base import BaseConfig
 from connectors.errors import Category, ConnectorError
-from connectors.runtime import Runtime, TokenProvider
+from connectors.runtime import RetryPolicy, Runtime, TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ def make_runtime(integration_id: str, typed_config: BaseConfig, token_provider: 
     """The shared runtime (Redis rate limit, circuit and metrics), plus our Prometheus histogram."""
     from connectors.shared import make_runtime as connectors_runtime
 
+    retry = RetryPolicy(max_retries=settings.CONNECTOR_MAX_RETRIES,
+                        initial_backoff=settings.CONNECTOR_RETRY_BACKOFF_MS / 1000)
     runtime = connectors_runtime(key=integration_id, rate_limit=typed_config.rate_limit,
-                                 redis_url=settings.REDIS_URL, token_provider=token_provider,
+                                 redis_url=settings.REDIS_URL, token_provider=token_provider, retry=retry,
                                  circuit_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
                                  circuit_cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS))
     runtime.metrics = HistogramSink(runtime.metrics)
