@@ -164,6 +164,8 @@ def test_create_then_listed_then_updated(make_bamboohr: Make) -> None:
     assert employee.job_title == "Software Engineer" and employee.hire_date == TODAY
     changes = connector.changed_employees(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     assert new_id in [c["id"] for c in changes["changes"]] and changes["latest"]
+    recent = connector.list_employees({"changed_since": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)})
+    assert new_id in [e["id"] for e in recent] and len(recent) < len(connector.list_employees()) / 2
 
 
 def test_create_employee_through_the_legacy_gateway_path(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:

@@ -163,3 +163,11 @@ def test_create_is_retried_after_a_throttle_answer(make_bamboohr: Make, bamboohr
     bamboohr_server.fail(503, count=1)  # a throttled request was not processed: safe to send again
     new_id = make_bamboohr().create_employee({"firstName": "Second", "lastName": "Try"})
     assert new_id.isdigit() and bamboohr_server.requests == 2
+
+
+def test_provider_text_never_carries_our_secrets(make_bamboohr: Make) -> None:
+    connector = make_bamboohr(
+        credentials={"api_key": "key-1234567890", "oauth_token": {"access_token": "tok-abcdef", "expires_at": 1}}  # type: ignore[dict-item]
+    )
+    echoed = connector._scrub("denied for key-1234567890 (token tok-abcdef)")
+    assert echoed == "denied for *** (token ***)"
