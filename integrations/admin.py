@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -40,11 +41,10 @@ class AdminSaveRejected(Exception):
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "kind", "status", "enabled", "last_checked_at", "updated_at"]
+    list_display = ["id", "name", "kind", "status", "enabled", "last_check"]
     list_filter = ["status", "kind", "enabled", "auth_type"]
     search_fields = ["id", "name", "last_error"]
     list_select_related = ["owner"]
-    filter_horizontal = ["shared_with_groups"]
     actions = ["test_connection", "connect", "disconnect"]
     choose_kind_template = "admin/integrations/integration/choose_kind.html"
 
@@ -88,10 +88,15 @@ class IntegrationAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         return ["id", "kind", *_STATE_FIELDS] if obj is not None else []
 
+    @admin.display(description="Last check", ordering="last_checked_at")
+    def last_check(self, obj: Integration) -> Any:
+        return obj.last_checked_at
+
     @admin.display(description="History")
     def history(self, obj: Integration) -> str:
         url = reverse("admin:integrations_integrationevent_changelist") + f"?integration_ref={obj.pk}"
-        return format_html('<a href="{}">{} events</a>', url, obj.events.count())
+        count = obj.events.count()
+        return format_html('<a href="{}">{} event{}</a>', url, count, pluralize(count))
 
     # -- add: choose the kind first, so the form can show its credential fields -----------------
 

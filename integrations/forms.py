@@ -8,6 +8,7 @@ kind's schema, with the schema's own field errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -52,11 +53,20 @@ def schema_help(description: Mapping[str, Any]) -> str:
     return format_html("A JSON object with these keys:<ul>{}</ul>", items)
 
 
+class PrettyJSONField(forms.JSONField):
+    """JSON shown indented, so a config of a dozen keys stays readable in the textarea."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, cls=self.encoder, indent=2)
+
+
 class IntegrationAdminForm(forms.ModelForm):
     # Set on the per-kind subclasses made by integration_form_class().
     description: ClassVar[dict[str, Any] | None] = None
 
-    config = forms.JSONField(
+    config = PrettyJSONField(
         required=False,
         initial=dict,
         widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "spellcheck": "false"}),

@@ -79,7 +79,7 @@ def test_list_shows_status_kind_last_check_with_filters_and_search(admin_client:
     Integration.objects.create(id="db_postgres", name="Warehouse", kind="postgresql", status=Status.ERROR)
 
     page = admin_client.get(LIST_URL).content.decode()
-    for text in ("bamboo_hr", "db_postgres", "Connected", "Error", "BambooHR", "PostgreSQL", "Last checked at"):
+    for text in ("bamboo_hr", "db_postgres", "Connected", "Error", "BambooHR", "PostgreSQL", "Last check"):
         assert text in page
     assert "By status" in page and "By kind" in page and "By enabled" in page
 
