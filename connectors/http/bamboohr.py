@@ -235,7 +235,9 @@ def _ymd(value: Any, name: str) -> str:
 
 def _timestamp(value: dt.datetime | dt.date | str) -> str:
     if isinstance(value, str):
-        return value
+        return value  # BambooHR judges the format and says what is wrong with it
+    if not isinstance(value, dt.date):
+        raise ConnectorError("BambooHR: a time must be an ISO 8601 date-time", category=Category.INVALID)
     if not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
     if value.tzinfo is None:
@@ -416,7 +418,10 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
             keys = ("firstName", "lastName", "preferredName", "displayName", "workEmail")
             records = [r for r in records if any(search in str(r.get(k) or "").lower() for k in keys)]
         if filters.get("limit") is not None:
-            records = records[: max(0, int(filters["limit"]))]
+            limit = filters["limit"]
+            if isinstance(limit, bool) or not isinstance(limit, int | str) or not str(limit).strip().isdigit():
+                raise ConnectorError("BambooHR: limit must be a whole number", category=Category.INVALID)
+            records = records[: int(limit)]
         if unified:
             return [_employee(r, include_raw) for r in records]
         return records
@@ -617,7 +622,7 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
     def _time_off_status(self, operation: str, id: str | int, status: str, note: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status}
         if note:
-            body["note"] = note
+            body["note"] = str(note)
         request_id = self._id(id, "time-off request id")
         response = self._request(operation, "PUT", f"time_off/requests/{request_id}/status", json=body)
         parsed = _json(response) if response.content else None

@@ -147,7 +147,8 @@ class SandboxApp:
         self.faults = Faults()
         self.lock = threading.RLock()
         self.stats_lock = threading.Lock()
-        self.log: deque[Logged] = deque(maxlen=100_000)
+        self.log: deque[Logged] = deque(maxlen=100_000)  # the latest requests, for tests to inspect
+        self.total = 0
         self.by_status: Counter[int] = Counter()
         self.by_route: Counter[str] = Counter()
         self.exchanges: list[Exchange] = []
@@ -184,6 +185,7 @@ class SandboxApp:
             return self._control(request)
         response = self._api(request)
         with self.stats_lock:
+            self.total += 1
             self.log.append(Logged(time.monotonic(), request.method, request.path, response.status))
             self.by_status[response.status] += 1
             if self.record:
@@ -943,7 +945,7 @@ class SandboxApp:
     def stats(self) -> dict[str, Any]:
         with self.stats_lock:
             return {
-                "requests": len(self.log),
+                "requests": self.total,
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
                 "by_route": dict(self.by_route),
                 "throttled": self.by_status.get(503, 0),
@@ -951,6 +953,7 @@ class SandboxApp:
 
     def reset_stats(self) -> None:
         with self.stats_lock:
+            self.total = 0
             self.log.clear()
             self.by_status.clear()
             self.by_route.clear()

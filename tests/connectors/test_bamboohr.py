@@ -100,10 +100,19 @@ def test_list_employees_filters_client_side(make_bamboohr: Make) -> None:
     assert [e["id"] for e in connector.list_employees({"employee_ids": [2, "3"]})] == ["2", "3"]
 
 
-def test_list_employees_unknown_filter_is_invalid(make_bamboohr: Make) -> None:
+def test_list_employees_bad_filters_are_invalid(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:
+    connector = make_bamboohr()
     with pytest.raises(ConnectorError) as info:
-        make_bamboohr().list_employees({"departmnet": "Sales"})
+        connector.list_employees({"departmnet": "Sales"})
     assert info.value.category == Category.INVALID and "departmnet" in info.value.message
+    # Agents send JSON: wrong types are clear errors too, not exceptions from deep inside.
+    for filters in ({"limit": "many"}, {"changed_since": 12}, {"employee_ids": ["x"]}):
+        with pytest.raises(ConnectorError) as info:
+            connector.list_employees(filters)
+        assert info.value.category == Category.INVALID
+    with pytest.raises(ConnectorError) as info:
+        connector.changed_employees("last tuesday")
+    assert info.value.category == Category.INVALID and "since" in info.value.message  # BambooHR's own words
 
 
 def test_list_employees_unified(make_bamboohr: Make) -> None:
