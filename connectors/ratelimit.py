@@ -36,8 +36,13 @@ def _capacity(rate: RateLimitConfig) -> float:
     return float(rate.burst or rate.requests)
 
 
+class RateLimitExceeded(ConnectorError):
+    """Our own limiter refused: the call already waited as long as it may, so the retry layer must
+    not wait again; the caller (a task) reschedules itself after ``retry_after``."""
+
+
 def _refused(key_label: str, wait: float) -> ConnectorError:
-    return ConnectorError(
+    return RateLimitExceeded(
         f"rate limit reached for {key_label}; next request allowed in {wait:.2f} s",
         category=Category.RATE_LIMITED,
         retry_after=round(wait, 3),

@@ -9,6 +9,7 @@ from typing import TypeVar
 import tenacity
 
 from connectors.errors import Category, ConnectorError
+from connectors.ratelimit import RateLimitExceeded
 from connectors.runtime import RetryPolicy
 
 T = TypeVar("T")
@@ -20,6 +21,8 @@ _NEVER_RETRIED = {Category.UNAVAILABLE}
 def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
     if not isinstance(exc, ConnectorError) or exc.permanent or exc.category in _NEVER_RETRIED:
         return False
+    if isinstance(exc, RateLimitExceeded):
+        return False  # the limiter already waited up to its bound; past it the call fails
     if exc.retry_after is not None and exc.retry_after > policy.max_retry_after:
         return False  # the caller (a task) reschedules itself instead of a worker sleeping
     return True

@@ -281,8 +281,9 @@ class MySQLConnector(DatabaseConnector):
             return self._fail(f"connection timed out ({errno})", Category.TIMEOUT, server_text, permanent=False)
         if errno in _ERRNO:
             category, what = _ERRNO[errno]
-            return self._fail(f"{what} ({errno})", category, server_text,
-                              permanent=False if errno in _TRANSIENT else None)
+            # A statement that ran out of time would run out again: not worth a retry.
+            permanent = False if errno in _TRANSIENT else True if errno in (1969, 3024) else None
+            return self._fail(f"{what} ({errno})", category, server_text, permanent=permanent)
         if isinstance(exc, MySQLdb.OperationalError) and errno is not None and errno >= 2000:
             return self._fail(f"connection failure ({errno})", Category.NETWORK, server_text)
         if isinstance(exc, MySQLdb.InterfaceError):

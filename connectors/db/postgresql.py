@@ -24,7 +24,7 @@ from connectors.errors import Category, ConnectorError
 _SQLSTATE: dict[str, tuple[Category, str]] = {
     "25006": (Category.PERMISSION, "the database refused a write in a read-only transaction"),
     "42501": (Category.PERMISSION, "permission denied"),
-    "57014": (Category.TIMEOUT, "statement timed out"),
+    "57014": (Category.TIMEOUT, "statement timed out"),  # permanent: the same statement would time out again
     "55P03": (Category.TIMEOUT, "lock not available"),
     "57P01": (Category.NETWORK, "the server terminated the connection"),
     "57P02": (Category.NETWORK, "the server is shutting down"),
@@ -107,6 +107,10 @@ class PostgreSQLConnector(DatabaseConnector):
             # Session defaults; a read-only query's ROLLBACK undoes any change it makes to them.
             "options": f"-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={max(timeout_ms, 60000)}",
             "autocommit": True,
+            # No server-side prepared statements: a pipeline aborted by an error leaves psycopg
+            # believing in statements the server never prepared, and a plan cached on a pooled
+            # connection breaks when another client alters the table.
+            "prepare_threshold": None,
         }
         if config.username:
             kwargs["user"] = config.username
@@ -217,7 +221,7 @@ class PostgreSQLConnector(DatabaseConnector):
         for code in (sqlstate, sqlstate[:2]):
             if code and code in _SQLSTATE:
                 category, what = _SQLSTATE[code]
-                permanent = False if sqlstate in _TRANSIENT else None
+                permanent = False if sqlstate in _TRANSIENT else True if sqlstate == "57014" else None
                 return self._fail(f"{what} ({sqlstate})", category, server_text, permanent=permanent)
         text = str(exc).lower()
         if isinstance(exc, psycopg.OperationalError):

@@ -183,7 +183,9 @@ class SQLiteConnector(DatabaseConnector):
             primary = code & 0xFF
             if primary in _CODES:
                 category, what = _CODES[primary]
-                return self._fail(what, category, text, permanent=False if primary in _TRANSIENT else None)
+                # An interrupted (timed-out) statement would time out again: not worth a retry.
+                permanent = False if primary in _TRANSIENT else True if primary == 9 else None
+                return self._fail(what, category, text, permanent=permanent)
         if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
             return self._fail("invalid statement", Category.INVALID, text)  # e.g. a missing :param binding
         if isinstance(exc, sqlite3.IntegrityError):

@@ -7,6 +7,7 @@ connector's back), its DDL and its engine-specific SQL. Everything else is share
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -17,10 +18,12 @@ from typing import Any, ClassVar
 import pytest
 
 from connectors import build
+from connectors.base import RateLimitConfig
 from connectors.db.base import DatabaseConnector
 from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics
 from connectors.runtime import RetryPolicy, Runtime
+from connectors.shared import make_runtime, metrics_snapshot
 
 SECRET = "Sup3r-Secret-pw"
 
@@ -263,8 +266,23 @@ class DatabaseContract:
             started = time.monotonic()
             error = self._error(lambda d=db: d.query(type(self).spec_class.sleep_sql))
             assert error.category == Category.TIMEOUT, error
-            assert time.monotonic() - started < 2.5
+            assert error.permanent  # the same statement would time out again: tried once
+            assert time.monotonic() - started < 1.4
             assert db.query("SELECT 1 AS one") == [{"one": 1}]
+
+    def test_repeated_failures_do_not_poison_a_pooled_connection(self, make: Make, table: str) -> None:
+        db = make(pool_size=1, statement_timeout_seconds=0.1)  # every call shares the one connection
+        quoted = db.quote(table)
+        sleep_sql = type(self).spec_class.sleep_sql
+        # Each failure repeated past any driver's "prepare after N uses" threshold.
+        for _ in range(6):
+            assert self._error(lambda: db.query(sleep_sql)).category == Category.TIMEOUT
+        assert db.query(f"SELECT COUNT(*) AS n FROM {quoted}") == [{"n": 0}]
+        for _ in range(6):
+            assert self._error(lambda: db.query(f"DELETE FROM {quoted}")).category == Category.PERMISSION
+        for _ in range(6):
+            assert self._error(lambda: db.query("SELEC 1")).category == Category.INVALID
+        assert db.query(f"SELECT COUNT(*) AS n FROM {quoted}") == [{"n": 0}]
 
     def test_connect_timeout_against_a_silent_server(self, make: Make, spec: EngineSpec) -> None:
         if not spec.backend_id_sql:
@@ -353,6 +371,27 @@ class DatabaseContract:
         assert db.query("SELECT 1 AS one") == [{"one": 1}]
 
     # ----------------------------------------------------------------- the choke point
+    def test_shared_rate_limit_and_metrics_through_redis(self, spec: EngineSpec, redis_prefix: str) -> None:
+        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        rate = RateLimitConfig.model_validate({"requests": 2, "per_seconds": 60, "max_wait_seconds": 0})
+        key = f"contract-{uuid.uuid4().hex[:8]}"
+        # Two connectors of one integration (as in two workers) draw on one bucket.
+        dbs = [
+            build(spec.kind, spec.config() | {"rate_limit": rate.model_dump()}, {},
+                  make_runtime(key, rate, redis_url=url, prefix=redis_prefix), auth_type=spec.auth_type)
+            for _ in range(2)
+        ]
+        try:
+            assert dbs[0].query("SELECT 1 AS one") == [{"one": 1}]
+            assert dbs[1].query("SELECT 1 AS one") == [{"one": 1}]
+            error = self._error(lambda: dbs[1].query("SELECT 1 AS one"))
+            assert error.category == Category.RATE_LIMITED and (error.retry_after or 0) > 20
+            snap = metrics_snapshot(key, redis_url=url, prefix=redis_prefix)
+            assert (snap["total"], snap["successful"]) == (2, 2)
+        finally:
+            for db in dbs:
+                db.disconnect()
+
     def test_every_call_goes_through_the_runtime(self, make: Make) -> None:
         db = make()
         db.query("SELECT 1 AS one")

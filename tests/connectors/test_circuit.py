@@ -112,8 +112,11 @@ def test_bad_input_does_not_trip_the_circuit(make_breaker) -> None:
         assert info.value.category == Category.INVALID
 
 
+COOLDOWN = 1.5  # long enough that six forked processes ask while it is open, even on a busy machine
+
+
 def _race_for_probe(url: str, prefix: str, start_at: float, out: multiprocessing.Queue) -> None:
-    breaker = RedisCircuitBreaker(redis.Redis.from_url(url), 3, 0.3, prefix=prefix)
+    breaker = RedisCircuitBreaker(redis.Redis.from_url(url), 3, COOLDOWN, prefix=prefix)
     time.sleep(max(0.0, start_at - time.time()))
     try:
         breaker.before_call("db")
@@ -125,21 +128,22 @@ def _race_for_probe(url: str, prefix: str, start_at: float, out: multiprocessing
 def test_across_processes_the_circuit_is_shared_and_one_process_probes(redis_client: redis.Redis,
                                                                           redis_prefix: str) -> None:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    opener = RedisCircuitBreaker(redis_client, 3, 0.3, prefix=redis_prefix)
+    opener = RedisCircuitBreaker(redis_client, 3, COOLDOWN, prefix=redis_prefix)
     for _ in range(3):
         opener.record_failure("db")
+    opened_at = time.time()
     context = multiprocessing.get_context("fork")
-    for expected_probes in (0, 1):  # while open: nobody; after the cool-down: exactly one of six
-        if expected_probes:
-            time.sleep(0.35)
+    for start_at, expected_probes in ((time.time() + 0.1, 0), (opened_at + COOLDOWN + 0.1, 1)):
+        # while open: nobody gets through; after the cool-down: exactly one of six
         out: multiprocessing.Queue = context.Queue()
-        start_at = time.time() + 0.2
         procs = [context.Process(target=_race_for_probe, args=(url, redis_prefix, start_at, out)) for _ in range(6)]
         for proc in procs:
             proc.start()
         answers = [out.get(timeout=20) for _ in procs]
         for proc in procs:
             proc.join(timeout=10)
+        if not expected_probes:
+            assert time.time() < opened_at + COOLDOWN, "the machine was too slow to ask while open"
         assert answers.count("probe") == expected_probes
         assert answers.count("unavailable") == 6 - expected_probes
     assert opener.state("db") == "half_open"

@@ -30,14 +30,14 @@ def make_limiter(request: pytest.FixtureRequest, redis_client: redis.Redis, redi
 
 
 def test_burst_is_admitted_at_once_then_calls_wait_for_the_refill(make_limiter) -> None:
-    limiter = make_limiter(_rate(requests=10, per_seconds=1, burst=3, max_wait_seconds=1))
+    limiter = make_limiter(_rate(requests=4, per_seconds=1, burst=3, max_wait_seconds=1))
     started = time.monotonic()
     for _ in range(3):
         limiter.acquire("k")
-    assert time.monotonic() - started < 0.05  # the burst needs no wait
-    limiter.acquire("k")  # the 4th token arrives 0.1 s later
+    assert time.monotonic() - started < 0.15  # the burst needs no wait
+    limiter.acquire("k")  # the 4th token arrives 0.25 s later
     waited = time.monotonic() - started
-    assert 0.08 <= waited < 0.3
+    assert 0.23 <= waited < 0.6
 
 
 def test_a_token_beyond_the_bound_fails_at_once_with_retry_after(make_limiter) -> None:
@@ -46,7 +46,7 @@ def test_a_token_beyond_the_bound_fails_at_once_with_retry_after(make_limiter) -
     started = time.monotonic()
     with pytest.raises(ConnectorError) as info:
         limiter.acquire("k")
-    assert time.monotonic() - started < 0.05  # refused without sleeping
+    assert time.monotonic() - started < 0.2  # refused without sleeping the ~0.5 s
     assert info.value.category == Category.RATE_LIMITED
     assert info.value.retry_after is not None and 0.4 <= info.value.retry_after <= 0.5
     # A refusal reserves nothing: after the advertised wait the token is there.

@@ -110,3 +110,15 @@ def test_no_retry_flag_runs_once() -> None:
     with pytest.raises(ConnectorError):
         runtime.call("write", flaky, retry=False)
     assert flaky.calls == 1 and waits == []
+
+
+def test_a_refusal_by_our_own_limiter_is_not_retried() -> None:
+    limiter = MemoryRateLimiter(RateLimitConfig.model_validate({"requests": 1, "per_seconds": 20, "max_wait_seconds": 0}))
+    runtime, waits = _runtime()
+    runtime.limiter = limiter
+    runtime.call("op", Flaky())
+    started_calls = Flaky()
+    with pytest.raises(ConnectorError) as info:
+        runtime.call("op", started_calls)  # retry_after (20 s) is within max_retry_after, still no sleep
+    assert info.value.category == Category.RATE_LIMITED and 19 < (info.value.retry_after or 0) <= 20
+    assert waits == [] and started_calls.calls == 0
