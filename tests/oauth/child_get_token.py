@@ -1,20 +1,42 @@
-"""One hub worker process that needs the integration's token: ``python -m tests.oauth.child_get_token <id>``.
+"""Hub worker processes that need the integration's token at the same moment.
 
-It sets Django up against the test database it is given (HUB_CHILD_DB_NAME), builds the token provider
-the way a worker does, prints ``ready``, waits for ``go`` on stdin (so that all processes ask at once),
-then gets the token, calls the provider's API with it and prints one JSON line about the outcome.
+``python -m tests.oauth.child_get_token <integration id> <provider API url> <processes>`` sets Django up once
+against the test database it is given (HUB_CHILD_DB_NAME), then forks that many worker processes. Each
+opens its own database connection, builds the token provider the way a worker does, waits at a barrier
+so that all ask at once, gets the token and calls the provider's API with it. One JSON line comes out:
+a list of {pid, token_sha256, api_status} (or {pid, error}).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
+from typing import Any
+
+
+def worker(integration_id: str, api_url: str, barrier: Any, results: Any) -> None:
+    import httpx
+
+    from integrations.models import Integration
+    from integrations.oauth import token_provider_for
+
+    provider = token_provider_for(Integration.objects.get(pk=integration_id))
+    barrier.wait(timeout=60)
+    try:
+        token = provider.get_token()
+        status = httpx.get(api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code
+        results.put(
+            {"pid": os.getpid(), "token_sha256": hashlib.sha256(token.encode()).hexdigest(), "api_status": status}
+        )
+    except Exception as exc:  # reported to the test, which fails on it
+        results.put({"pid": os.getpid(), "error": f"{type(exc).__name__}: {exc}"})
 
 
 def main() -> None:
-    integration_id, api_url = sys.argv[1], sys.argv[2]
+    integration_id, api_url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
     from django.conf import settings
 
@@ -24,21 +46,21 @@ def main() -> None:
     import django
 
     django.setup()
-    import httpx
+    import httpx  # noqa: F401 - imported once here, so that forked workers start at the same speed
+    from django.db import connections
 
-    from integrations.models import Integration
-    from integrations.oauth import token_provider_for
+    import integrations.oauth  # noqa: F401
 
-    provider = token_provider_for(Integration.objects.get(pk=integration_id))
-    print("ready", flush=True)
-    sys.stdin.readline()
-    try:
-        token = provider.get_token()
-    except Exception as exc:  # reported to the test, which fails on it
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return
-    status = httpx.get(api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code
-    print(json.dumps({"token_sha256": hashlib.sha256(token.encode()).hexdigest(), "api_status": status}), flush=True)
+    connections.close_all()  # each worker opens its own connection after the fork
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(count), context.Queue()
+    processes = [context.Process(target=worker, args=(integration_id, api_url, barrier, results)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    print(json.dumps(outcomes), flush=True)
 
 
 if __name__ == "__main__":

@@ -45,37 +45,27 @@ def test_ten_processes_refresh_an_expired_token_once(
     authserver.reset_stats()
 
     env = os.environ | {"HUB_CHILD_DB_NAME": str(connection.settings_dict["NAME"]), "OAUTH2_LOCK": lock}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.oauth.child_get_token", integration_id, f"{authserver.url}/api/me"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(PROCESSES)
-    ]
-    try:
-        for worker in workers:  # every process is set up and holds its provider before anyone asks
-            assert worker.stdout.readline().strip() == "ready", worker.stderr.read()[-2000:]  # type: ignore[union-attr]
-        for worker in workers:
-            worker.stdin.write("go\n")  # type: ignore[union-attr]
-            worker.stdin.flush()  # type: ignore[union-attr]
-        outcomes = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=90)
-            assert worker.returncode == 0, err[-2000:]
-            outcomes.append(json.loads(out.strip().splitlines()[-1]))
-            for secret in (token["access_token"], token["refresh_token"], clients.CODE_CLIENT_SECRET):
-                assert secret not in out + err  # not in any worker's log either
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.oauth.child_get_token",
+            integration_id,
+            f"{authserver.url}/api/me",
+            str(PROCESSES),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcomes = json.loads(run.stdout.strip().splitlines()[-1])
+    for secret in (token["access_token"], token["refresh_token"], clients.CODE_CLIENT_SECRET):
+        assert secret not in run.stdout + run.stderr  # not in any worker's log either
 
+    assert len({o["pid"] for o in outcomes}) == PROCESSES  # ten separate OS processes
     assert all("error" not in o for o in outcomes), outcomes
     stats = authserver.stats()
     assert stats.get("refresh_token") == 1 and stats.get("refresh_token:200") == 1, stats

@@ -136,3 +136,25 @@ def test_bad_oauth2_settings_are_field_errors(make_integration: Any) -> None:
     with pytest.raises(ConfigError) as bad:
         token_provider_for(integration)
     assert {"oauth2.client_id", "oauth2.grant_type"} <= set(bad.value.errors)
+
+
+def test_token_status_shows_no_values_and_forget_token_drops_the_token(make_integration: Any) -> None:
+    from integrations.oauth import forget_token, token_status
+
+    token = {
+        "access_token": "at-value-123456",
+        "refresh_token": "rt-value-123456",
+        "expires_at": 2_000_000_000,
+        "token_type": "Bearer",
+        "scope": "read",
+    }
+    integration = make_integration(token=token)
+    status = token_status(integration)
+    assert status["authorized"] and status["has_refresh_token"] and status["expires_at"] == 2_000_000_000
+    assert "at-value-123456" not in str(status) and "rt-value-123456" not in str(status)
+
+    forget_token(integration, actor="operator")
+    integration.refresh_from_db()
+    assert integration.credentials == {"client_secret": clients.CODE_CLIENT_SECRET}
+    assert token_status(integration)["authorized"] is False
+    assert refresh_events(integration.pk)[-1].message == "OAuth2 token removed"
