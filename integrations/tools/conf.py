@@ -32,3 +32,9 @@ def write_lease_seconds() -> float:
 
 def idempotency_ttl_seconds() -> float:
     return float(getattr(settings, "TOOLS_IDEMPOTENCY_TTL_HOURS", 24)) * 3600
+
+
+def inflight_grace_seconds() -> float:
+    """After a write ended in a timeout or a lost connection, how long its request may still be
+    processed by the HR system: a retry waits this long before looking the record up."""
+    return float(getattr(settings, "TOOLS_INFLIGHT_GRACE_SECONDS", 15))

@@ -132,9 +132,18 @@ def _perform(intent: WriteIntent, perform: Callable[[dict[str, Any]], dict[str, 
         category = exc.category if isinstance(exc, ToolError) else exc.category.value
         if category in _NOT_WRITTEN:
             _finish(intent, IntentState.FAILED, {"error": category})
-        else:
-            # Uncertain (timeout, connection lost): end the lease so the next retry reconciles at once.
-            WriteIntent.objects.filter(pk=intent.pk).update(lease_until=timezone.now())
-        raise
+            raise
+        # Uncertain (timeout, connection lost): the HR system may still be processing the request, so
+        # the retry waits a short grace, then looks the record up before writing again.
+        grace = conf.inflight_grace_seconds()
+        WriteIntent.objects.filter(pk=intent.pk).update(
+            lease_until=timezone.now() + dt.timedelta(seconds=grace), updated_at=timezone.now()
+        )
+        raise ToolError(
+            category,
+            f"{exc.message} — the write may or may not have happened; retry with the same idempotency_key "
+            f"after {grace:g} s (the retry checks first)",
+            retry_after=grace,
+        ) from None
     _finish(intent, IntentState.SUCCEEDED, result)
     return result

@@ -206,3 +206,27 @@ def test_every_call_is_audited_with_secrets_masked(hr_sandbox, make_hr_integrati
     assert write.outcome == Outcome.REFUSED  # ssn and password are not writable here
     assert write.arguments["data"]["ssn"] == "********" and write.arguments["data"]["password"] == "********"
     assert "123-45-6789" not in str(write.as_dict()) and "hunter2" not in str(write.as_dict())
+
+
+def test_a_timed_out_create_is_checked_before_it_is_sent_again(fresh_sandbox, make_hr_integration, settings):
+    """The HR system answered too late: the outcome is unknown. The agent is told to retry after a
+    grace (the request may still be processed); the retry finds the record instead of writing twice."""
+    import time
+
+    settings.TOOLS_INFLIGHT_GRACE_SECONDS = 2
+    hr = make_hr_integration(fresh_sandbox, timeout_seconds=1)
+    data = {"firstName": "Dorothy", "lastName": unique("Vaughan")}
+    key = unique("late")
+    fresh_sandbox.slow(1.5)
+    late = _valid("create_hris_record", tools.create_hris_record(hr.id, "employee", data, idempotency_key=key))
+    fresh_sandbox.slow(0)
+    assert late["ok"] is False and late["error"]["category"] == "timeout"
+    assert late["error"]["retry_after"] == 2 and "idempotency_key" in late["error"]["message"]
+    too_soon = tools.create_hris_record(hr.id, "employee", data, idempotency_key=key)
+    assert too_soon["ok"] is False and too_soon["error"]["category"] == "conflict"
+
+    time.sleep(2.2)
+    retry = tools.create_hris_record(hr.id, "employee", data, idempotency_key=key)
+    assert retry["ok"], retry
+    assert retry["result"]["recovered"] is True
+    assert _employees_named(fresh_sandbox, "Dorothy", data["lastName"]) == [int(retry["result"]["id"])]

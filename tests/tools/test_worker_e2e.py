@@ -14,8 +14,10 @@ from integrations.tools.models import IntentState, ToolCall, WriteIntent
 from tests.runtime_fixtures import wait_until
 from tests.tools.conftest import unique
 
-TIMEOUT = 4  # seconds a call may run in a worker (hard limit a few seconds later)
-LEASE = 15  # a pending intent belongs to its attempt this long: longer than the hard limit
+# Seconds a call may run in a worker (the hard limit is 5 s later): room for the two slowed requests,
+# so that it is the SIGKILL, not the time limit, that interrupts the call.
+TIMEOUT = 15
+LEASE = 22  # a pending intent belongs to its attempt this long: longer than the hard limit
 
 
 @pytest.mark.django_db(transaction=True)
@@ -46,14 +48,14 @@ def test_worker_killed_after_the_write_leaves_one_employee(fresh_sandbox, make_h
     assert first["status"] == "running"
     wait_until(lambda: WriteIntent.objects.filter(key=key).exists(), 30, what="the write intent")
     wait_until(lambda: fresh_sandbox.requests > sent, 30, what="the worker's connect probe")
-    time.sleep(1.2)  # the POST follows the probe at once: it is in flight now
+    time.sleep(1.5)  # the POST follows the probe at once (a loaded machine may take a while): in flight now
     assert created() == []
     doomed.signal(signal.SIGKILL)  # the whole worker: main process and pool child
     wait_until(lambda: not doomed.alive(), 10, what="the worker to die")
 
     # The HR system still completes the request it had received: the employee exists, but no
     # process is left to store the outcome.
-    wait_until(created, 15, what="the sandbox to write the employee")
+    wait_until(created, 15, what="the sandbox to write the employee (was the worker killed before its POST?)")
     fresh_sandbox.slow(0)
     employee_id = str(created()[0])
     intent = WriteIntent.objects.get(key=key)
