@@ -209,6 +209,7 @@ TOOLS_TIMEOUT_SECONDS = env_int("TOOLS_TIMEOUT_SECONDS", 30, minimum=1)
 # A pending HRIS write belongs to its first attempt this long (> the hard time limit, + a margin).
 TOOLS_WRITE_LEASE_SECONDS = env_int("TOOLS_WRITE_LEASE_SECONDS", TOOLS_TIMEOUT_SECONDS + 20, minimum=2)
 TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+TOOLS_AUDIT_RETENTION_DAYS = env_int("TOOLS_AUDIT_RETENTION_DAYS", 90, minimum=1)
 # Circuit breaker per integration (shared by every worker through Redis).
 CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
 CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)
@@ -245,6 +246,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "hub: prune old events": {"task": "integrations.prune_events", "schedule": 3600.0},
     "hub: release stuck connects": {"task": "integrations.release_stuck_connects", "schedule": 60.0},
+    "hub: prune agent tool records": {"task": "integrations.tools.prune", "schedule": 3600.0},
 }
 
 # Channels: the layer every process publishes live events through.
