@@ -248,3 +248,28 @@ def test_health_summary(people, client_for, make_integration):
 def test_api_root_lists_the_resources(alice):
     body = alice.get("/api/").json()
     assert {"integrations", "connector-types"} <= set(body)
+
+
+def test_the_fast_representation_equals_drfs(people, client_for, make_integration):
+    """IntegrationSerializer writes its output by hand for speed; it must say exactly what DRF's fields say."""
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from integrations.api.serializers import IntegrationSerializer
+
+    extra = Group.objects.create(name="analysts")
+    make_integration("full", owner=people.owner, groups=(people.ops, extra), last_checked_at=timezone.now(),
+                     status="error", last_error="network: refused", health_check_interval=300)
+    make_integration("bare", owner=None, credentials=None)
+    client = client_for(people.staff)
+    listed = {row["id"]: row for row in client.get("/api/integrations").json()["results"]}
+    request = Request(APIRequestFactory().get("/api/integrations"))
+    for integration in Integration.objects.all():
+        expected = IntegrationSerializer(integration, context={"request": request}).generic_representation(integration)
+        expected["shared_with"] = sorted(expected["shared_with"])
+        assert listed[integration.id] == expected
+        assert client.get(f"/api/integrations/{integration.id}").json() == expected
+    assert listed["full"]["shared_with"] == ["analysts", "ops"]
+    assert listed["bare"]["owner"] is None and listed["bare"]["secrets"] == {"api_key": False, "client_secret": False}
