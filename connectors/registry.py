@@ -55,17 +55,27 @@ def validate_config(kind: str, config: Mapping[str, Any] | None) -> BaseConfig:
         raise ConfigError("invalid config: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()), errors) from None
 
 
-def validate_credentials(kind: str, auth_type: str, credentials: Mapping[str, Any]) -> None:
+# Credentials the hub writes itself (never typed by an operator), valid on every kind.
+HUB_MANAGED_CREDENTIALS = frozenset({"oauth_token"})
+
+
+def validate_credentials(
+    kind: str, auth_type: str, credentials: Mapping[str, Any], *, allow_managed: bool = True
+) -> None:
+    """``allow_managed=False`` for operator input: only the hub may write e.g. ``oauth_token``."""
     cls = get(kind)
     errors: dict[str, list[str]] = {}
     if auth_type not in cls.auth_types:
         errors["auth_type"] = [f"{cls.label} supports: {', '.join(cls.auth_types)}"]
     known = {f.name for f in cls.credential_fields}
     for name in credentials:
-        if name not in known:
+        if name in HUB_MANAGED_CREDENTIALS:
+            if not allow_managed:
+                errors.setdefault(name, []).append("set by the hub (OAuth2 flow), not by hand")
+        elif name not in known:
             errors.setdefault(name, []).append("unknown credential field")
     for f in cls.credential_fields:
-        if (not f.required_for or auth_type in f.required_for) and f.required_for and not credentials.get(f.name):
+        if f.required_for and auth_type in f.required_for and not credentials.get(f.name):
             errors.setdefault(f.name, []).append("required for this auth type")
     if errors:
         raise ConfigError("invalid credentials: " + ", ".join(sorted(errors)), errors)
