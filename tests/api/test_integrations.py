@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from integrations.models import Integration, IntegrationEvent
@@ -273,3 +275,31 @@ def test_the_fast_representation_equals_drfs(people, client_for, make_integratio
         assert client.get(f"/api/integrations/{integration.id}").json() == expected
     assert listed["full"]["shared_with"] == ["analysts", "ops"]
     assert listed["bare"]["owner"] is None and listed["bare"]["secrets"] == {"api_key": False, "client_secret": False}
+
+
+def test_swagger_ui_works_offline(people, settings):
+    """/api/docs/ takes Swagger UI from drf-spectacular-sidecar (served by the hub), not from a CDN."""
+    from django.test import Client
+
+    # As with DEBUG on; with DEBUG off scripts/run's collectstatic puts the same files in STATIC_ROOT.
+    settings.WHITENOISE_USE_FINDERS = settings.WHITENOISE_AUTOREFRESH = True
+    client = Client()
+    assert client.get("/api/docs/").status_code == 302  # anonymous: to the login page
+    client.force_login(people.owner)
+    page = client.get("/api/docs/").content.decode()
+    assert "cdn.jsdelivr" not in page and "unpkg.com" not in page
+    assets = re.findall(r'src="([^"]+swagger-ui[^"]*\.js)"', page)
+    assert assets and all("drf_spectacular_sidecar" in url for url in assets)
+    for url in assets:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert len(body) > 100_000  # the real bundle, not an error page
+
+
+def test_browsable_api_renders_for_a_logged_in_user(people, client, shared):
+    client.force_login(people.owner)
+    page = client.get("/api/integrations/hr_db", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200
+    assert b"Integration Hub API" in page.content or b"Django REST framework" in page.content
+    assert b"hr_db" in page.content
