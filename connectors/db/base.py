@@ -208,7 +208,6 @@ class DatabaseConnector(Connector[Any]):
         """Run ``work(connection)`` under the runtime (circuit, rate limit, retry, metrics)."""
         if write and self.config.read_only:
             raise self._fail(f"{operation} refused: this integration is read-only", Category.PERMISSION)
-        self.ensure_connected()
         tx = self._transaction_lease()
 
         def attempt() -> T:
@@ -217,6 +216,9 @@ class DatabaseConnector(Connector[Any]):
                     return work(tx.connection)
                 except Exception as exc:
                     raise self._error(exc) from None
+            # (Re)connecting happens inside the attempt, so an unreachable server counts towards
+            # the circuit breaker and the metrics like any other failed call.
+            self.ensure_connected()
             # A connection that died in the pool between the staleness check and use is replaced
             # at once for reads; writes report the failure (they may have reached the server).
             for round_ in range(self.config.pool_size + 1):

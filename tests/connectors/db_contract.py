@@ -19,6 +19,7 @@ import pytest
 
 from connectors import build
 from connectors.base import RateLimitConfig
+from connectors.circuit import MemoryCircuitBreaker
 from connectors.db.base import DatabaseConnector
 from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics
@@ -403,3 +404,19 @@ class DatabaseContract:
         assert (snap["total"], snap["failed"]) == (2, 1)
         assert snap["last_error"].startswith("invalid: ")
         assert snap["uptime_seconds"] is not None
+
+    def test_an_unreachable_server_opens_the_circuit(self, make: Make, spec: EngineSpec) -> None:
+        if not spec.backend_id_sql:
+            pytest.skip("no server")
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        db = make(**spec.unreachable(port))
+        db.runtime.circuit = MemoryCircuitBreaker(threshold=2, cooldown=30)
+        db.runtime.retry = RetryPolicy(max_retries=0)
+        for _ in range(2):
+            assert self._error(lambda: db.query("SELECT 1")).category == Category.NETWORK
+        error = self._error(lambda: db.query("SELECT 1"))
+        assert error.category == Category.UNAVAILABLE and (error.retry_after or 0) > 25  # no connect attempted
+        assert db.runtime.metrics.snapshot(db.runtime.key)["failed"] == 2  # type: ignore[union-attr]
