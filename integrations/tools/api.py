@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
@@ -71,6 +72,16 @@ class AgentTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="tools"'
+
+
+class AgentTokenScheme(OpenApiAuthenticationExtension):
+    """Documents agent tokens in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
+
+    target_class = "integrations.tools.api.AgentTokenAuthentication"
+    name = "agentToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "http", "scheme": "bearer", "description": "An agent token (manage.py create_agent_token)."}
 
 
 AUTHENTICATION = [AgentTokenAuthentication, TokenAuthentication, SessionAuthentication]
@@ -181,6 +192,7 @@ class ToolCallListView(APIView):
     permission_classes = [ToolsPermission]
 
     @extend_schema(
+        operation_id="tools_calls_list",
         summary="The audit trail of tool calls (newest first)",
         parameters=[
             OpenApiParameter("integration", OpenApiTypes.STR),
@@ -209,7 +221,7 @@ class ToolCallDetailView(APIView):
     authentication_classes = AUTHENTICATION
     permission_classes = [ToolsPermission]
 
-    @extend_schema(summary="One tool call (and its envelope while the result store keeps it)",
+    @extend_schema(operation_id="tools_calls_retrieve", summary="One tool call (and its envelope while the result store keeps it)",
                    responses={200: OpenApiResponse(OpenApiTypes.OBJECT)})
     def get(self, request: Request, pk: int) -> Response:
         call = _calls_for(request).filter(pk=pk).first()
