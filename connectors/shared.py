@@ -7,6 +7,7 @@ opens fresh connections in the child, so Celery's prefork workers can inherit it
 
 from __future__ import annotations
 
+import os
 import threading
 
 import redis
@@ -25,6 +26,15 @@ _redis_limiters: dict[tuple[str, str, RateLimitConfig], RedisRateLimiter] = {}
 _memory_buckets = MemoryBucketStore()
 _memory_circuits: dict[tuple[int, float], MemoryCircuitBreaker] = {}
 _memory_metrics = MemoryMetrics()
+
+
+def _after_fork_in_child() -> None:
+    # A prefork worker must not inherit a lock that another thread of its parent held at fork time.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def redis_client(url: str) -> redis.Redis:
