@@ -187,10 +187,12 @@ def test_disconnected_integrations_are_not_checked(bamboohr_server):
 
 
 @pytest.mark.django_db
-def test_dispatcher_enqueues_each_due_integration_once(bamboohr_server, redis_url):
+def test_dispatcher_enqueues_each_due_integration_once(bamboohr_server, redis_url, settings):
     import json
 
     import redis
+
+    settings.HEALTH_CHECK_BATCH_SIZE = 1
 
     for n in range(3):
         make_hr(bamboohr_server, id=f"hr{n}", health_check_interval=60)
@@ -200,8 +202,8 @@ def test_dispatcher_enqueues_each_due_integration_once(bamboohr_server, redis_ur
 
     queued = [json.loads(raw) for raw in redis.Redis.from_url(redis_url).lrange("celery", 0, -1)]
     assert sorted((m["headers"]["task"], m["headers"]["argsrepr"]) for m in queued) == [
-        ("integrations.health_check", "['hr0']"),
-        ("integrations.health_check", "['hr1']"),
+        ("integrations.health_check_batch", "[['hr0']]"),
+        ("integrations.health_check_batch", "[['hr1']]"),
     ]
 
 
