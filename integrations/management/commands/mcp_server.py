@@ -20,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--http", action="store_true", help="Serve streamable HTTP instead of stdio.")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument(
+            "--allowed-host", action="append", dest="allowed_hosts", default=None, metavar="HOST:PORT",
+            help="--http: a Host header to accept besides loopback (DNS-rebinding protection), e.g. "
+            "hub.example.com:443; repeat for several.",
+        )
         parser.add_argument("--token", default=None, help="stdio: the agent token (default: $HUB_AGENT_TOKEN).")
         parser.add_argument(
             "--inline", action="store_true",
@@ -36,7 +41,11 @@ class Command(BaseCommand):
 
             if not 0 < options["port"] < 65536:
                 raise CommandError("--port must be between 1 and 65535")
-            app = mcp.http_app(host=options["host"], port=options["port"], inline=options["inline"])
+            allowed = options["allowed_hosts"]
+            if allowed:
+                allowed = [*allowed, f"{options['host']}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"]
+            app = mcp.http_app(host=options["host"], port=options["port"], inline=options["inline"],
+                               allowed_hosts=allowed)
             self.stderr.write(f"MCP over streamable HTTP at http://{options['host']}:{options['port']}/mcp")
             uvicorn.run(app, host=options["host"], port=options["port"], log_level="warning")
             return
