@@ -90,6 +90,15 @@ class StrictChoiceField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
+class StrictSlugRelatedField(serializers.SlugRelatedField):
+    """A name (string) of an existing row; NUL would reach PostgreSQL as a query error, so it is refused here."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(CONFIG_SCHEMA)
 class ConfigField(serializers.DictField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -179,13 +188,13 @@ class IntegrationSerializer(serializers.ModelSerializer):
     health_check_interval = StrictIntegerField(
         min_value=5, max_value=MAX_HEALTH_CHECK_INTERVAL, required=False, help_text="Seconds between health checks."
     )
-    owner = serializers.SlugRelatedField(
+    owner = StrictSlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
         required=False,
         help_text="User name of the owner; defaults to you. Only staff may assign another owner.",
     )
-    shared_with = serializers.SlugRelatedField(
+    shared_with = StrictSlugRelatedField(
         source="shared_with_groups",
         slug_field="name",
         many=True,

@@ -58,13 +58,21 @@ OPERATION_RESPONSES = {
 
 
 class StrictQueryMixin:
-    """No endpoint here takes a query parameter twice: ``?status=a&status=b`` is a 400, not "the last one"."""
+    """No endpoint here takes a query parameter twice: ``?status=a&status=b`` is a 400, not "the last one".
+    A NUL character, which PostgreSQL refuses in text, is a 404 in the path and a 400 in the query."""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]  # authentication and permissions first
-        repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
-        if repeated:
-            raise ValidationError({name: ["Give this parameter once."] for name in repeated})
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise NotFound()
+        errors: dict[str, list[str]] = {}
+        for name, values in request.query_params.lists():
+            if len(values) > 1:
+                errors[name] = ["Give this parameter once."]
+            elif "\x00" in name or "\x00" in values[0]:
+                errors[name.replace("\x00", "")] = ["Null characters are not allowed."]
+        if errors:
+            raise ValidationError(errors)
 
 
 def _wait_seconds(request: Request) -> float:
