@@ -179,6 +179,7 @@ def test_a_huge_result_is_capped_and_flagged(engine: Engine, db_id: str) -> None
     assert call.row_count == 1000 and call.truncated is True
 
 
+@pytest.mark.slow  # the target engines, not the hub database, are under test: once per CI run is enough
 def test_a_long_query_is_stopped_by_the_statement_timeout(engine: Engine, db_id: str) -> None:
     started = time.monotonic()
     out = _valid("query_database", tools.query_database(db_id, engine.sleep_sql))

@@ -96,6 +96,7 @@ def test_mcp_stdio_refuses_to_start_without_a_valid_token(process_env):
         assert ("HUB_AGENT_TOKEN" in err) if not token else ("not a valid" in err), err
 
 
+@pytest.mark.slow  # a worker and a server process; run with the SQLite hub database in CI
 @pytest.mark.django_db(transaction=True)
 def test_mcp_over_streamable_http_with_a_worker(hr_sandbox, make_hr_integration, make_token, process_factory,
                                                 celery_worker_factory):

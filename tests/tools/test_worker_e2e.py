@@ -20,6 +20,8 @@ TIMEOUT = 15
 LEASE = 22  # a pending intent belongs to its attempt this long: longer than the hard limit
 
 
+# Slow (two worker processes, a lease to wait out): CI runs it with the SQLite hub database only.
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_after_the_write_leaves_one_employee(fresh_sandbox, make_hr_integration, make_token,
                                                            celery_worker_factory, settings):
