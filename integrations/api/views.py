@@ -15,9 +15,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from redis.exceptions import RedisError
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes, schema
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -25,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from connectors import registry
-from connectors.errors import ConfigError
+from connectors.errors import Category, ConfigError, ConnectorError
 from integrations import services
 from integrations.api.filters import EventFilter, IntegrationFilter
 from integrations.api.permissions import IntegrationPermission
@@ -51,15 +52,37 @@ WAIT_PARAMETER = OpenApiParameter(
     description=f"Seconds (0-{MAX_WAIT_SECONDS:g}) to wait for the worker; the result comes inline (200) if it "
     "finishes in time, else 202 as without it.",
 )
+class QueueUnavailable(APIException):
+    status_code = 503
+    default_detail = "The task queue (Redis) is unreachable; try again shortly."
+    default_code = "unavailable"
+
+
+UNAVAILABLE = OpenApiResponse(
+    {"type": "object", "properties": {"detail": {"type": "string"}}},
+    description="Redis (the task queue and operation store) is unreachable.",
+)
 OPERATION_RESPONSES = {
     200: OpenApiResponse(OperationSerializer, description="Finished within ?wait= (state succeeded or failed)."),
     202: OpenApiResponse(OperationSerializer, description="Accepted: follow the operation at its url / Location."),
+    503: UNAVAILABLE,
 }
 
 
-class StrictQueryMixin:
-    """No endpoint here takes a query parameter twice: ``?status=a&status=b`` is a 400, not "the last one".
-    A NUL character, which PostgreSQL refuses in text, is a 404 in the path and a 400 in the query."""
+class HubViewMixin:
+    """What every view here shares.
+
+    No endpoint takes a query parameter twice: ``?status=a&status=b`` is a 400, not "the last one". A NUL
+    character, which PostgreSQL refuses in text, is a 404 in the path and a 400 in the query. Redis down
+    (operations, metrics) is a 503 that says so, not a 500.
+    """
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RedisError):
+            exc = QueueUnavailable()
+        elif isinstance(exc, ConnectorError) and exc.category == Category.UNAVAILABLE:
+            exc = QueueUnavailable(exc.message)
+        return super().handle_exception(exc)  # type: ignore[misc]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]  # authentication and permissions first
@@ -126,7 +149,7 @@ def operation_response(request: Request, operation_id: str) -> Response:
     ),
     destroy=extend_schema(summary="Disconnect and delete an integration; its event history is kept (owner or staff)"),
 )
-class IntegrationViewSet(StrictQueryMixin, viewsets.ModelViewSet):
+class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
     serializer_class = IntegrationSerializer
     parser_classes = [JSONParser]  # config and credentials are nested objects: forms cannot carry them
     permission_classes = [IsAuthenticated, IntegrationPermission]
@@ -164,11 +187,11 @@ class IntegrationViewSet(StrictQueryMixin, viewsets.ModelViewSet):
         integration = self.get_object()
         try:
             operation_id = request_operation(integration.id, actor=request.user)
+            return operation_response(request, operation_id)
         except ConfigError as exc:
             raise _service_errors(exc) from None
         except Integration.DoesNotExist:
             raise NotFound() from None
-        return operation_response(request, operation_id)
 
     @extend_schema(summary="Connect (runs in a worker)", request=None, parameters=[WAIT_PARAMETER], responses=OPERATION_RESPONSES)
     @action(detail=True, methods=["post"])
@@ -190,14 +213,14 @@ class IntegrationViewSet(StrictQueryMixin, viewsets.ModelViewSet):
     def test(self, request: Request, pk: str | None = None) -> Response:
         return self._start(request, services.request_test)
 
-    @extend_schema(summary="Call metrics (shared by every worker)", responses=MetricsSerializer)
+    @extend_schema(summary="Call metrics (shared by every worker)", responses={200: MetricsSerializer, 503: UNAVAILABLE})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def metrics(self, request: Request, pk: str | None = None) -> Response:
         integration = self.get_object()
         return Response(services.get_metrics(integration.id))
 
 
-class IntegrationEventViewSet(StrictQueryMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class IntegrationEventViewSet(HubViewMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Events of one integration, newest first; kept after the integration is deleted (see the admin)."""
 
     serializer_class = EventSerializer
@@ -219,7 +242,7 @@ class IntegrationEventViewSet(StrictQueryMixin, mixins.ListModelMixin, viewsets.
         return super().list(request, *args, **kwargs)
 
 
-class ConnectorTypeViewSet(StrictQueryMixin, viewsets.ViewSet):
+class ConnectorTypeViewSet(HubViewMixin, viewsets.ViewSet):
     """Every connector kind with its config JSON Schema and credential fields (for forms and clients)."""
 
     lookup_field = "kind"
@@ -242,7 +265,7 @@ class ConnectorTypeViewSet(StrictQueryMixin, viewsets.ViewSet):
             raise NotFound(f"Unknown kind {kind!r}.") from None
 
 
-class HealthView(StrictQueryMixin, APIView):
+class HealthView(HubViewMixin, APIView):
     """The seed's health summary over the integrations visible to you."""
 
     @extend_schema(summary="Health summary", responses=HealthSerializer)
@@ -250,12 +273,12 @@ class HealthView(StrictQueryMixin, APIView):
         return Response(services.health_summary(request.user))
 
 
-class OperationView(StrictQueryMixin, APIView):
+class OperationView(HubViewMixin, APIView):
     """Where a 202 points: the state of a connect / disconnect / test operation."""
 
     @extend_schema(
         summary="Follow an operation",
-        responses=OperationSerializer,
+        responses={200: OperationSerializer, 503: UNAVAILABLE},
         parameters=[OpenApiParameter("operation_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
     )
     def get(self, request: Request, operation_id: str) -> Response:

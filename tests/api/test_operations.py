@@ -133,3 +133,24 @@ def test_test_with_latency_in_one_call_then_connect_metrics_and_delete(people, c
     assert client.delete("/api/integrations/hr").status_code == 204
     history = set(IntegrationEvent.objects.filter(integration_ref="hr").values_list("type", flat=True))
     assert {"test", "connect", "disconnect", "config_change"} <= history
+
+
+@pytest.fixture
+def redis_down(settings):
+    from integrations import observability
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    observability._client = None  # noqa: SLF001 - the next call connects to the dead URL
+    yield
+    observability._client = None  # noqa: SLF001
+
+
+def test_redis_down_is_a_clear_503(alice, shared, redis_down):
+    response = alice.post(f"/api/integrations/{shared.id}/test")
+    assert response.status_code == 503
+    assert "Redis" in response.json()["detail"]
+    assert alice.get("/api/operations/00000000-0000-0000-0000-000000000000").status_code == 503
+    metrics = alice.get(f"/api/integrations/{shared.id}/metrics")
+    assert metrics.status_code == 503
+    assert "Redis" in metrics.json()["detail"]
+    assert alice.get(f"/api/integrations/{shared.id}").status_code == 200  # the rest of the API still answers
