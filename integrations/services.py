@@ -731,8 +731,21 @@ def get_metrics(integration_id: str) -> dict[str, Any]:
     return observability.metrics_snapshot(integration_id)
 
 
+# A watched integration whose last check is older than this many intervals is "stale": checks are not
+# running (beat stopped, no worker, broker down), so its status is older news than it looks.
+STALE_AFTER_INTERVALS = 3
+
+
+def check_is_stale(status: str, enabled: bool, last_checked_at: Any, interval: int, now: Any = None) -> bool:
+    if not enabled or status not in CHECKED_STATUSES or last_checked_at is None:
+        return False
+    now = now or timezone.now()
+    return bool((now - last_checked_at).total_seconds() > STALE_AFTER_INTERVALS * interval)
+
+
 def health_summary(user: Any) -> dict[str, Any]:
-    """Counts per status among what ``user`` may see, an overall word, and a brief per integration."""
+    """Counts per status among what ``user`` may see, an overall word, and a brief per integration
+    (``stale``: its scheduled checks stopped happening; ``stale`` at the top counts those)."""
     visible = Integration.objects.visible_to(user)
     counts = {status.value: 0 for status in Status}
     for row in visible.values("status").annotate(n=Count("id")).order_by():
@@ -746,6 +759,7 @@ def health_summary(user: Any) -> dict[str, Any]:
         overall = "healthy"
     else:
         overall = "empty"
+    now = timezone.now()
     integrations = [
         {
             "id": row["id"],
@@ -755,10 +769,14 @@ def health_summary(user: Any) -> dict[str, Any]:
             "enabled": row["enabled"],
             "last_checked_at": row["last_checked_at"].isoformat() if row["last_checked_at"] else None,
             "last_error": row["last_error"],
+            "stale": check_is_stale(row["status"], row["enabled"], row["last_checked_at"],
+                                    row["health_check_interval"], now),
         }
-        for row in visible.values("id", "name", "kind", "status", "enabled", "last_checked_at", "last_error")
+        for row in visible.values("id", "name", "kind", "status", "enabled", "last_checked_at", "last_error",
+                                  "health_check_interval")
     ]
-    return {"overall": overall, "total": len(integrations), "counts": counts, "integrations": integrations}
+    return {"overall": overall, "total": len(integrations), "counts": counts,
+            "stale": sum(1 for row in integrations if row["stale"]), "integrations": integrations}
 
 
 def _reset_for_fork() -> None:
