@@ -354,13 +354,13 @@ def _test_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[No
             connection.creation.destroy_test_db(created, verbosity=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def hub_db(_test_database: None, django_db_blocker: Any) -> Iterator[None]:
-    """The test database for a whole module: the hub's processes outlive single tests, so rows do too.
+    """The test database for the whole package: the hub's processes outlive single tests, so rows do too.
 
-    Tests of such a module use unique ids and take no db fixture (a transactional one would flush the
-    module's users under the running processes). At the end the tables are emptied, as Django's
-    TransactionTestCase does, so the next module starts clean.
+    Tests on the hub use unique ids and take no db fixture (a transactional one would flush the users
+    under the running processes). At the end the tables are emptied, as Django's TransactionTestCase
+    does, so the tests after this package start clean.
     """
     from django.core.management import call_command
     from django.db import connection, connections
@@ -373,7 +373,7 @@ def hub_db(_test_database: None, django_db_blocker: Any) -> Iterator[None]:
         call_command("flush", interactive=False, verbosity=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def people(hub_db: None) -> SimpleNamespace:
     """staff (manages everything), owner (a plain user with integrations), intruder (a plain user, owns nothing)."""
     from django.contrib.auth.models import User
@@ -385,10 +385,11 @@ def people(hub_db: None) -> SimpleNamespace:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def hub(hub_db: None, people: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """Daphne, two workers (two pool processes each), beat and the sandbox, started side by side and shared
-    by the tests of one module (each test uses integrations of its own)."""
+    """Daphne, two workers (two pool processes each), beat and the sandbox, started side by side once and
+    shared by the tests of this package (each test uses integrations of its own, and leaves the hub
+    running: a test that kills a worker or stops beat starts a new one)."""
     from django.conf import settings
     from django.db import connection
     from django.test import override_settings
