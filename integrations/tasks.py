@@ -25,6 +25,7 @@ from integrations.models import EventType, Integration, IntegrationEvent, Status
 
 log = logging.getLogger(__name__)
 
+MAX_COUNTDOWN_SECONDS = 300
 _COMMON: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
 
 
@@ -41,7 +42,8 @@ def _reschedule(task: Any, result: dict[str, Any]) -> None:
     if not result.get("retryable") or task.request.retries >= task.max_retries:
         return
     countdown = result.get("retry_after") or min(60.0, 2.0 ** task.request.retries) * random.uniform(0.75, 1.25)
-    raise task.retry(countdown=countdown)
+    # Beyond the broker's visibility timeout a waiting message would be delivered twice.
+    raise task.retry(countdown=min(countdown, MAX_COUNTDOWN_SECONDS))
 
 
 def _is_final(task: Any) -> bool:
@@ -116,7 +118,7 @@ def run_operation(self: Any, integration_id: str, method: str, args: list[Any] |
         value = services.run_operation(integration_id, method, *(args or []), **(kwargs or {}))
     except ConnectorError as exc:
         if not exc.permanent and exc.retry_after is not None and self.request.retries < self.max_retries:
-            raise self.retry(countdown=exc.retry_after) from None
+            raise self.retry(countdown=min(exc.retry_after, MAX_COUNTDOWN_SECONDS)) from None
         return {"ok": False, **exc.as_dict()}
     except SoftTimeLimitExceeded:
         return {"ok": False, "category": "timeout", "message": f"{method} took too long"}

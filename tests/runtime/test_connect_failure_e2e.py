@@ -1,8 +1,15 @@
+"""A connect that fails in the worker: `error` reaches the WebSocket client and the operation reports it."""
+
 import pytest
 
 from integrations import services
 from integrations.models import Integration
 from tests.runtime_fixtures import free_port
+
+
+@pytest.fixture
+def process_env_overrides() -> dict[str, str]:
+    return {"CONNECTOR_MAX_RETRIES": "0"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -20,4 +27,6 @@ def test_connect_unreachable_pushes_error(clean_redis, celery_worker_process, ws
     assert msg["integration"] == "hr_down"
     status = services.wait_for_operation(op, 10)
     assert status["state"] == "failed", status
+    assert status["result"]["category"] == "network"
+    assert msg["message"].startswith("network")
     assert Integration.objects.get(pk="hr_down").status == "error"

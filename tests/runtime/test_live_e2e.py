@@ -24,6 +24,8 @@ def process_env_overrides() -> dict[str, str]:
         "HEALTH_FAILURES_TO_ERROR": "2",
         "HEALTH_SUCCESSES_TO_RECOVER": "1",
         "CIRCUIT_COOLDOWN_SECONDS": "2",
+        "CONNECTOR_MAX_RETRIES": "1",
+        "CONNECTOR_RETRY_BACKOFF_MS": "200",
     }
 
 
