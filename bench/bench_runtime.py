@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -161,6 +162,8 @@ def main() -> int:
     finally:
         for process in reversed(processes):
             process.stop()
+        if os.environ.get("BENCH_KEEP_WORKDIR") != "1":  # logs are kept on request, for a failed run
+            shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"bench_runtime: {args.integrations} integrations, {args.workers} worker processes, hub database "
           f"{'SQLite' if not args.database_url else args.database_url.split(':', 1)[0]}, Redis {args.redis_url}")
