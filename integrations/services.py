@@ -250,6 +250,13 @@ def _validate(kind: str, auth_type: str, config: Mapping[str, Any] | None, crede
     registry.validate_credentials(kind, auth_type, {k: v for k, v in credentials.items() if v is not None})
 
 
+def _refuse_hub_managed(kind: str, auth_type: str, given: Mapping[str, Any]) -> None:
+    """Operators may not type hub-managed credentials (an OAuth2 token comes only from the flow)."""
+    managed = {k: v for k, v in given.items() if k in registry.HUB_MANAGED_CREDENTIALS}
+    if managed:
+        registry.validate_credentials(kind, auth_type, managed, allow_managed=False)
+
+
 def _full_clean(integration: Integration, exclude: list[str] | None = None) -> None:
     try:
         integration.full_clean(exclude=["credentials", "config", "kind", *(exclude or [])], validate_unique=False)
@@ -275,6 +282,7 @@ def create_integration(
     """Validate through the registry, store, record a config_change event. Raises ConfigError."""
     config = dict(config or {})
     clean_credentials = {k: v for k, v in dict(credentials or {}).items() if v not in (None, "")}
+    _refuse_hub_managed(kind, auth_type, clean_credentials)
     _validate(kind, auth_type, config, clean_credentials)
     integration = Integration(
         id=id,
@@ -340,6 +348,7 @@ def update_integration(integration: Integration, *, actor: Any, **changes: Any) 
         given = changes["credentials"] or {}
         if not isinstance(given, Mapping):
             raise ConfigError("credentials must be an object", {"credentials": ["must be an object"]})
+        _refuse_hub_managed(current.kind, current.auth_type, given)
         for key, value in given.items():
             if value is None or value == "":
                 if key in credentials:
