@@ -113,7 +113,9 @@ def main() -> int:
 
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        in_process, in_process_cpu = _measure(lambda: len(client.get(path).json()["results"]), args.rounds, args.integrations)
+        in_process, in_process_cpu = _measure(
+            lambda: len(client.get(path).json()["results"]), args.rounds, args.integrations
+        )
 
         if not args.no_http:
             import httpx
@@ -128,7 +130,11 @@ def main() -> int:
             }
             http = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base, headers={"Authorization": f"Token {token}"}, timeout=30) as web:
@@ -141,15 +147,19 @@ def main() -> int:
                         if time.monotonic() > deadline or http.poll() is not None:
                             raise SystemExit("Daphne did not start") from None
                         time.sleep(0.2)
-                over_http, _client_cpu = _measure(lambda: len(web.get(path).json()["results"]), args.rounds, args.integrations)
+                over_http, _client_cpu = _measure(
+                    lambda: len(web.get(path).json()["results"]), args.rounds, args.integrations
+                )
     finally:
         if http is not None:
             http.terminate()
             http.wait(10)
         connection.creation.destroy_test_db(test_name, verbosity=0)
 
-    print(f"GET {path} as a non-staff user seeing {args.integrations} integrations, {args.rounds} rounds "
-          f"({connection.vendor}):")
+    print(
+        f"GET {path} as a non-staff user seeing {args.integrations} integrations, {args.rounds} rounds "
+        f"({connection.vendor}):"
+    )
     p50, p95 = _percentiles(in_process)
     cpu50, _ = _percentiles(in_process_cpu)
     print(f"  in process (Django test client): p50 {p50:6.1f} ms   p95 {p95:6.1f} ms   (CPU p50 {cpu50:.1f} ms)")

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django import forms
 
 from connectors import registry
 from integrations.models import EventType, Integration, IntegrationEvent, Status
+
+
+class StrictBooleanField(forms.Field):
+    """``true`` or ``false``; django-filter's default reads anything else (``?enabled=maybe``) as "no filter"."""
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        lowered = str(value).lower()
+        if lowered not in ("true", "false"):
+            raise forms.ValidationError("Use true or false.")
+        return lowered == "true"
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 class StrictFilterSet(django_filters.FilterSet):
@@ -23,7 +42,7 @@ class StrictFilterSet(django_filters.FilterSet):
 class IntegrationFilter(StrictFilterSet):
     kind = django_filters.ChoiceFilter(choices=registry.choices())
     status = django_filters.ChoiceFilter(choices=Status.choices)
-    enabled = django_filters.BooleanFilter()
+    enabled = StrictBooleanFilter()
 
     class Meta:
         model = Integration
@@ -32,7 +51,7 @@ class IntegrationFilter(StrictFilterSet):
 
 class EventFilter(StrictFilterSet):
     type = django_filters.ChoiceFilter(choices=EventType.choices)
-    ok = django_filters.BooleanFilter()
+    ok = StrictBooleanFilter()
     since = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Only events at or after this ISO-8601 time."
     )

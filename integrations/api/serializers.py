@@ -120,6 +120,7 @@ def _iso(value: Any, tz: Any) -> str | None:
     text = value.astimezone(tz).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
+
 # Which secrets a row has, by its stored ciphertext. Decrypting costs ~50 us a row (most of a 1,000-row
 # list's budget); a ciphertext never changes without its plaintext changing (Fernet: a fresh IV on every
 # write), so the flags of one ciphertext can be remembered. Only booleans are kept, never a secret.
@@ -155,7 +156,8 @@ class IntegrationListSerializer(serializers.ListSerializer):
         names: dict[str, list[str]] = {row.pk: [] for row in rows}
         through = Integration.shared_with_groups.through
         for integration_id, group_name in (
-            through.objects.filter(integration_id__in=list(names)).order_by("group__name")
+            through.objects.filter(integration_id__in=list(names))
+            .order_by("group__name")
             .values_list("integration_id", "group__name")
         ):
             names[integration_id].append(group_name)
@@ -297,7 +299,9 @@ class IntegrationSerializer(serializers.ModelSerializer):
             allowed |= {g.pk for g in self.instance.shared_with_groups.all()}
         foreign = sorted(g.name for g in groups if g.pk not in allowed)
         if foreign:
-            raise serializers.ValidationError(f"You can only share with groups you belong to (not: {', '.join(foreign)}).")
+            raise serializers.ValidationError(
+                f"You can only share with groups you belong to (not: {', '.join(foreign)})."
+            )
         return groups
 
     def validate_owner(self, owner: Any) -> Any:

@@ -12,7 +12,9 @@ app_name = "api"
 router = DefaultRouter()
 router.trailing_slash = "/?"  # the constructor only takes a boolean
 router.register("integrations", views.IntegrationViewSet, basename="integration")
-router.register(r"integrations/(?P<integration_id>[^/.]+)/events", views.IntegrationEventViewSet, basename="integration-events")
+router.register(
+    r"integrations/(?P<integration_id>[^/.]+)/events", views.IntegrationEventViewSet, basename="integration-events"
+)
 router.register("connector-types", views.ConnectorTypeViewSet, basename="connector-type")
 
 urlpatterns = [
@@ -20,5 +22,5 @@ urlpatterns = [
     re_path(r"^operations/(?P<operation_id>[^/.]+)/?$", views.OperationView.as_view(), name="operation-detail"),
     *router.urls,
     # Last: whatever else lies under these prefixes (an id with a dot, a typo) is a JSON 404.
-    re_path(r"^(?P<path>(integrations|connector-types|operations)(/.*)?)$", views.not_found),
+    re_path(r"^(?P<path>(integrations|connector-types|operations)(/[\s\S]*)?)$", views.not_found),
 ]

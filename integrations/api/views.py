@@ -52,6 +52,8 @@ WAIT_PARAMETER = OpenApiParameter(
     description=f"Seconds (0-{MAX_WAIT_SECONDS:g}) to wait for the worker; the result comes inline (200) if it "
     "finishes in time, else 202 as without it.",
 )
+
+
 class QueueUnavailable(APIException):
     status_code = 503
     default_detail = "The task queue (Redis) is unreachable; try again shortly."
@@ -61,6 +63,9 @@ class QueueUnavailable(APIException):
 UNAVAILABLE = OpenApiResponse(
     {"type": "object", "properties": {"detail": {"type": "string"}}},
     description="Redis (the task queue and operation store) is unreachable.",
+)
+LOCATION_HEADER = OpenApiParameter(
+    "Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202], description="The operation to follow."
 )
 OPERATION_RESPONSES = {
     200: OpenApiResponse(OperationSerializer, description="Finished within ?wait= (state succeeded or failed)."),
@@ -105,7 +110,9 @@ def _wait_seconds(request: Request) -> float:
     try:
         seconds = float(raw)
     except ValueError:
-        raise ValidationError({"wait": [f"A number of seconds between 0 and {MAX_WAIT_SECONDS:g} is required."]}) from None
+        raise ValidationError(
+            {"wait": [f"A number of seconds between 0 and {MAX_WAIT_SECONDS:g} is required."]}
+        ) from None
     if not 0 <= seconds <= MAX_WAIT_SECONDS:  # also refuses nan and inf
         raise ValidationError({"wait": [f"Must be between 0 and {MAX_WAIT_SECONDS:g} seconds."]})
     return seconds
@@ -141,9 +148,7 @@ def operation_response(request: Request, operation_id: str) -> Response:
     list=extend_schema(summary="List the integrations visible to you"),
     create=extend_schema(summary="Create an integration (you become its owner)"),
     retrieve=extend_schema(summary="One integration"),
-    update=extend_schema(
-        summary="Replace an integration's settings (owner or staff)", responses=IntegrationSerializer
-    ),
+    update=extend_schema(summary="Replace an integration's settings (owner or staff)", responses=IntegrationSerializer),
     partial_update=extend_schema(
         summary="Change some of an integration's settings (owner or staff)", responses=IntegrationSerializer
     ),
@@ -193,12 +198,22 @@ class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
         except Integration.DoesNotExist:
             raise NotFound() from None
 
-    @extend_schema(summary="Connect (runs in a worker)", request=None, parameters=[WAIT_PARAMETER], responses=OPERATION_RESPONSES)
+    @extend_schema(
+        summary="Connect (runs in a worker)",
+        request=None,
+        parameters=[WAIT_PARAMETER, LOCATION_HEADER],
+        responses=OPERATION_RESPONSES,
+    )
     @action(detail=True, methods=["post"])
     def connect(self, request: Request, pk: str | None = None) -> Response:
         return self._start(request, services.request_connect)
 
-    @extend_schema(summary="Disconnect (runs in a worker)", request=None, parameters=[WAIT_PARAMETER], responses=OPERATION_RESPONSES)
+    @extend_schema(
+        summary="Disconnect (runs in a worker)",
+        request=None,
+        parameters=[WAIT_PARAMETER, LOCATION_HEADER],
+        responses=OPERATION_RESPONSES,
+    )
     @action(detail=True, methods=["post"])
     def disconnect(self, request: Request, pk: str | None = None) -> Response:
         return self._start(request, services.request_disconnect)
@@ -206,14 +221,16 @@ class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
     @extend_schema(
         summary="Test the connection, with latency (runs in a worker; GET kept for the seed's clients)",
         request=None,
-        parameters=[WAIT_PARAMETER],
+        parameters=[WAIT_PARAMETER, LOCATION_HEADER],
         responses=OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["get", "post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         return self._start(request, services.request_test)
 
-    @extend_schema(summary="Call metrics (shared by every worker)", responses={200: MetricsSerializer, 503: UNAVAILABLE})
+    @extend_schema(
+        summary="Call metrics (shared by every worker)", responses={200: MetricsSerializer, 503: UNAVAILABLE}
+    )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def metrics(self, request: Request, pk: str | None = None) -> Response:
         integration = self.get_object()
@@ -231,7 +248,9 @@ class IntegrationEventViewSet(HubViewMixin, mixins.ListModelMixin, viewsets.Gene
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return IntegrationEvent.objects.none()
-        integration = get_object_or_404(Integration.objects.visible_to(self.request.user), pk=self.kwargs["integration_id"])
+        integration = get_object_or_404(
+            Integration.objects.visible_to(self.request.user), pk=self.kwargs["integration_id"]
+        )
         return IntegrationEvent.objects.filter(integration=integration)
 
     @extend_schema(
@@ -287,9 +306,10 @@ class OperationView(HubViewMixin, APIView):
         except services.OperationNotFound:
             raise NotFound("No such operation.") from None
         # Operations follow the visibility of their integration (staff see every one).
-        if not request.user.is_staff and not Integration.objects.visible_to(request.user).filter(
-            pk=state.get("integration")
-        ).exists():
+        if (
+            not request.user.is_staff
+            and not Integration.objects.visible_to(request.user).filter(pk=state.get("integration")).exists()
+        ):
             raise NotFound("No such operation.")
         return Response(_operation_body(request, state))
 

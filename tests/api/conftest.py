@@ -66,7 +66,9 @@ def bamboo_body(**overrides: Any) -> dict[str, Any]:
 def make_integration(db: Any) -> Callable[..., Integration]:
     """A row as the service layer would store it (setup only; the API under test writes through services)."""
 
-    def make(id: str = "hr_db", *, owner: User | None = None, groups: tuple[Group, ...] = (), **fields: Any) -> Integration:
+    def make(
+        id: str = "hr_db", *, owner: User | None = None, groups: tuple[Group, ...] = (), **fields: Any
+    ) -> Integration:
         fields.setdefault("name", id.replace("_", " ").title())
         fields.setdefault("kind", "bamboohr")
         fields.setdefault("auth_type", "api_key")

@@ -106,8 +106,14 @@ def test_unsupported_auth_type(alice):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("config", "not-an-object"), ("credentials", ["a"]), ("enabled", "perhaps"), ("health_check_interval", 1),
-     ("health_check_interval", 10**20), ("name", "")],
+    [
+        ("config", "not-an-object"),
+        ("credentials", ["a"]),
+        ("enabled", "perhaps"),
+        ("health_check_interval", 1),
+        ("health_check_interval", 10**20),
+        ("name", ""),
+    ],
 )
 def test_wrong_types_are_400(alice, field, value):
     response = alice.post("/api/integrations", bamboo_body(**{field: value}), format="json")
@@ -116,7 +122,9 @@ def test_wrong_types_are_400(alice, field, value):
 
 
 def test_nul_characters_in_config_are_refused(alice):
-    response = alice.post("/api/integrations", bamboo_body(config={"subdomain": "acme", "writable_fields": ["a\x00b"]}), format="json")
+    response = alice.post(
+        "/api/integrations", bamboo_body(config={"subdomain": "acme", "writable_fields": ["a\x00b"]}), format="json"
+    )
     assert response.status_code == 400
     assert "config" in response.json()
 
@@ -200,7 +208,11 @@ def test_events_are_paginated_and_filterable(alice, shared):
     now = timezone.now()
     for minutes, type_, ok in [(30, "test", True), (20, "test", False), (10, "health_check", True)]:
         IntegrationEvent.objects.create(
-            integration=shared, integration_ref=shared.id, type=type_, ok=ok, created_at=now - timedelta(minutes=minutes)
+            integration=shared,
+            integration_ref=shared.id,
+            type=type_,
+            ok=ok,
+            created_at=now - timedelta(minutes=minutes),
         )
 
     def events(query=""):
@@ -221,8 +233,16 @@ def test_events_are_paginated_and_filterable(alice, shared):
 def test_metrics_have_the_documented_keys(alice, shared):
     response = alice.get(f"/api/integrations/{shared.id}/metrics")
     assert response.status_code == 200
-    assert {"total", "successful", "failed", "success_rate", "avg_latency_ms", "p95_latency_ms", "uptime_seconds",
-            "last_error"} <= set(response.json())
+    assert {
+        "total",
+        "successful",
+        "failed",
+        "success_rate",
+        "avg_latency_ms",
+        "p95_latency_ms",
+        "uptime_seconds",
+        "last_error",
+    } <= set(response.json())
 
 
 def test_connector_types_describe_every_kind(alice):
@@ -262,8 +282,15 @@ def test_the_fast_representation_equals_drfs(people, client_for, make_integratio
     from integrations.api.serializers import IntegrationSerializer
 
     extra = Group.objects.create(name="analysts")
-    make_integration("full", owner=people.owner, groups=(people.ops, extra), last_checked_at=timezone.now(),
-                     status="error", last_error="network: refused", health_check_interval=300)
+    make_integration(
+        "full",
+        owner=people.owner,
+        groups=(people.ops, extra),
+        last_checked_at=timezone.now(),
+        status="error",
+        last_error="network: refused",
+        health_check_interval=300,
+    )
     make_integration("bare", owner=None, credentials=None)
     client = client_for(people.staff)
     listed = {row["id"]: row for row in client.get("/api/integrations").json()["results"]}

@@ -81,8 +81,14 @@ def worker(clean_redis, celery_worker_process):
 
 
 def _create(client, id, config, api_key):
-    body = {"id": id, "name": id, "kind": "bamboohr", "auth_type": "api_key", "config": config,
-            "credentials": {"api_key": api_key}}
+    body = {
+        "id": id,
+        "name": id,
+        "kind": "bamboohr",
+        "auth_type": "api_key",
+        "config": config,
+        "credentials": {"api_key": api_key},
+    }
     response = client.post("/api/integrations", body, format="json")
     assert response.status_code == 201, response.content
 
@@ -91,8 +97,17 @@ def _create(client, id, config, api_key):
 def test_wait_returns_the_failure_inline(people, client_for, worker):
     client = client_for(people.owner)
     port = free_port()  # nothing listens there
-    _create(client, "hr_down", {"subdomain": "acme", "base_url": f"http://127.0.0.1:{port}/api/v1/",
-                                "allow_insecure_loopback": True, "timeout_seconds": 2}, "k" * 40)
+    _create(
+        client,
+        "hr_down",
+        {
+            "subdomain": "acme",
+            "base_url": f"http://127.0.0.1:{port}/api/v1/",
+            "allow_insecure_loopback": True,
+            "timeout_seconds": 2,
+        },
+        "k" * 40,
+    )
     response = client.post("/api/integrations/hr_down/test?wait=30")
     assert response.status_code == 200, response.content
     body = response.json()

@@ -77,7 +77,12 @@ def test_deleting_an_integration(people, client_for, shared, role):
 
 @pytest.mark.parametrize(
     ("role", "visible"),
-    [("other", []), ("owner", ["hr_db", "mine_only"]), ("member", ["hr_db"]), ("staff", ["hr_db", "mine_only", "orphan"])],
+    [
+        ("other", []),
+        ("owner", ["hr_db", "mine_only"]),
+        ("member", ["hr_db"]),
+        ("staff", ["hr_db", "mine_only", "orphan"]),
+    ],
 )
 def test_list_shows_only_visible_integrations(people, client_for, shared, make_integration, role, visible):
     make_integration("mine_only", owner=people.owner)

@@ -42,7 +42,9 @@ def with_secrets(people, client_for):
             },
             format="json",
         ),
-        client.patch("/api/integrations/bamboo", {"credentials": {"api_key": BAMBOO_API_KEY + "-rotated"}}, format="json"),
+        client.patch(
+            "/api/integrations/bamboo", {"credentials": {"api_key": BAMBOO_API_KEY + "-rotated"}}, format="json"
+        ),
     ]
     for response in created:
         assert response.status_code in (200, 201), response.content
