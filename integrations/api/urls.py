@@ -11,6 +11,8 @@ app_name = "api"
 
 router = DefaultRouter()
 router.trailing_slash = "/?"  # the constructor only takes a boolean
+# No ".json" suffix routes: the schema does not offer them, and the extra `format` argument broke actions (500).
+router.include_format_suffixes = False
 router.register("integrations", views.IntegrationViewSet, basename="integration")
 router.register(
     r"integrations/(?P<integration_id>[^/.]+)/events", views.IntegrationEventViewSet, basename="integration-events"

@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes, schema
 from rest_framework.exceptions import APIException, NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +28,7 @@ from connectors import registry
 from connectors.errors import Category, ConfigError, ConnectorError
 from integrations import services
 from integrations.api.filters import EventFilter, IntegrationFilter
+from integrations.api.parsers import JSONParser
 from integrations.api.permissions import IntegrationPermission
 from integrations.api.serializers import (
     CREDENTIALS_TOKEN,
@@ -296,11 +296,12 @@ class OperationView(HubViewMixin, APIView):
     """Where a 202 points: the state of a connect / disconnect / test operation."""
 
     @extend_schema(
-        summary="Follow an operation",
+        summary="Follow an operation (?wait= long-polls until it finishes)",
         responses={200: OperationSerializer, 503: UNAVAILABLE},
-        parameters=[OpenApiParameter("operation_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("operation_id", OpenApiTypes.UUID, OpenApiParameter.PATH), WAIT_PARAMETER],
     )
     def get(self, request: Request, operation_id: str) -> Response:
+        wait = _wait_seconds(request)
         try:
             state = services.operation_status(operation_id)
         except services.OperationNotFound:
@@ -311,6 +312,8 @@ class OperationView(HubViewMixin, APIView):
             and not Integration.objects.visible_to(request.user).filter(pk=state.get("integration")).exists()
         ):
             raise NotFound("No such operation.")
+        if wait and state["state"] not in FINISHED_STATES:
+            state = services.wait_for_operation(operation_id, wait)
         return Response(_operation_body(request, state))
 
 

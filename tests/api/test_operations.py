@@ -68,6 +68,16 @@ def test_wait_without_a_worker_gives_up_after_the_given_time(alice, shared):
     assert 0.5 <= elapsed < 5
 
 
+def test_following_with_wait_long_polls(alice, shared):
+    operation = alice.post(f"/api/integrations/{shared.id}/test").json()
+    started = time.monotonic()
+    followed = alice.get(f"/api/operations/{operation['id']}?wait=0.5")
+    assert followed.status_code == 200
+    assert followed.json()["state"] == "pending"  # no worker in this test: still pending after the wait
+    assert time.monotonic() - started >= 0.5
+    assert alice.get(f"/api/operations/{operation['id']}?wait=99").status_code == 400
+
+
 def test_unknown_operation_is_404(alice, db):
     assert alice.get("/api/operations/00000000-0000-0000-0000-000000000000").status_code == 404
 
@@ -128,6 +138,11 @@ def test_test_with_latency_in_one_call_then_connect_metrics_and_delete(people, c
     client = client_for(people.owner)
     config = {"subdomain": "acme", "base_url": bamboohr_sandbox.base_url, "allow_insecure_loopback": True}
     _create(client, "hr", config, bamboohr_sandbox.api_key)
+
+    pending = client.post("/api/integrations/hr/test")  # no wait: 202, then follow it with a long poll
+    assert pending.status_code == 202
+    followed = client.get(pending["Location"].replace("http://testserver", "") + "?wait=30").json()
+    assert (followed["state"], followed["result"]["ok"]) == ("succeeded", True)
 
     tested = client.get("/api/integrations/hr/test?wait=30")  # the seed's "test connection with latency"
     assert tested.status_code == 200, tested.content
