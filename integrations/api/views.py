@@ -297,7 +297,11 @@ class OperationView(HubViewMixin, APIView):
 
     @extend_schema(
         summary="Follow an operation (?wait= long-polls until it finishes)",
-        responses={200: OperationSerializer, 503: UNAVAILABLE},
+        responses={
+            200: OpenApiResponse(OperationSerializer, description="Finished (state succeeded or failed)."),
+            202: OpenApiResponse(OperationSerializer, description="Still pending or running."),
+            503: UNAVAILABLE,
+        },
         parameters=[OpenApiParameter("operation_id", OpenApiTypes.UUID, OpenApiParameter.PATH), WAIT_PARAMETER],
     )
     def get(self, request: Request, operation_id: str) -> Response:
@@ -314,7 +318,9 @@ class OperationView(HubViewMixin, APIView):
             raise NotFound("No such operation.")
         if wait and state["state"] not in FINISHED_STATES:
             state = services.wait_for_operation(operation_id, wait)
-        return Response(_operation_body(request, state))
+        # As on the endpoints that start one: 200 once finished, 202 while the worker is still on it.
+        finished = state["state"] in FINISHED_STATES
+        return Response(_operation_body(request, state), status=200 if finished else 202)
 
 
 @api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])

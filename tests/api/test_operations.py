@@ -29,7 +29,7 @@ def test_accepted_with_an_operation_to_follow(alice, shared, action):
     assert body["url"] == f"http://testserver/api/operations/{body['id']}"
     assert response["Location"] == body["url"]
     followed = alice.get(body["url"])
-    assert followed.status_code == 200
+    assert followed.status_code == 202  # still pending: no worker in this test
     assert followed.json() == body
 
 
@@ -72,7 +72,7 @@ def test_following_with_wait_long_polls(alice, shared):
     operation = alice.post(f"/api/integrations/{shared.id}/test").json()
     started = time.monotonic()
     followed = alice.get(f"/api/operations/{operation['id']}?wait=0.5")
-    assert followed.status_code == 200
+    assert followed.status_code == 202
     assert followed.json()["state"] == "pending"  # no worker in this test: still pending after the wait
     assert time.monotonic() - started >= 0.5
     assert alice.get(f"/api/operations/{operation['id']}?wait=99").status_code == 400
@@ -141,8 +141,9 @@ def test_test_with_latency_in_one_call_then_connect_metrics_and_delete(people, c
 
     pending = client.post("/api/integrations/hr/test")  # no wait: 202, then follow it with a long poll
     assert pending.status_code == 202
-    followed = client.get(pending["Location"].replace("http://testserver", "") + "?wait=30").json()
-    assert (followed["state"], followed["result"]["ok"]) == ("succeeded", True)
+    followed = client.get(pending["Location"].replace("http://testserver", "") + "?wait=30")
+    assert followed.status_code == 200
+    assert (followed.json()["state"], followed.json()["result"]["ok"]) == ("succeeded", True)
 
     tested = client.get("/api/integrations/hr/test?wait=30")  # the seed's "test connection with latency"
     assert tested.status_code == 200, tested.content
