@@ -45,10 +45,25 @@ class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "user"):
             await self.channel_layer.group_discard(EVENTS_GROUP, self.channel_name)
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """A frame that is not JSON text gets an error message; it must not crash the consumer (which closed
+        the socket with a traceback in the server's log)."""
+        if text_data is None:
+            await self.send_json({"event": "error", "message": "send JSON text frames, e.g. {\"type\": \"ping\"}"})
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):
+            await self.send_json({"event": "error", "message": "not valid JSON"})
+            return
+        await self.receive_json(content, **kwargs)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """The socket is push-only; a ping gets a pong so clients can check it is alive."""
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"event": "pong"})
+        else:
+            await self.send_json({"event": "error", "message": "this socket only answers {\"type\": \"ping\"}"})
 
     async def hub_events(self, message: dict[str, Any]) -> None:
         for payload in message["payloads"]:
