@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters
@@ -25,6 +26,23 @@ class StrictBooleanField(forms.Field):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """ISO 8601 in any offset Python accepts (up to +-23:59), compared in UTC: PostgreSQL refuses offsets
+    beyond +-15:59 when a datetime reaches it with its own offset."""
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        if value is not None:
+            try:
+                value = value.astimezone(dt.UTC)
+            except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before the first UTC datetime
+                value = (
+                    dt.datetime.min.replace(tzinfo=dt.UTC)
+                    if value.year == 1
+                    else dt.datetime.max.replace(tzinfo=dt.UTC)
+                )
+        return super().filter(qs, value)
 
 
 class StrictFilterSet(django_filters.FilterSet):
@@ -52,10 +70,10 @@ class IntegrationFilter(StrictFilterSet):
 class EventFilter(StrictFilterSet):
     type = django_filters.ChoiceFilter(choices=EventType.choices)
     ok = StrictBooleanFilter()
-    since = django_filters.IsoDateTimeFilter(
+    since = UTCDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Only events at or after this ISO-8601 time."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = UTCDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Only events before this ISO-8601 time."
     )
 

@@ -330,3 +330,18 @@ def test_browsable_api_renders_for_a_logged_in_user(people, client, shared):
     assert page.status_code == 200
     assert b"Integration Hub API" in page.content or b"Django REST framework" in page.content
     assert b"hr_db" in page.content
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=1002-08-25T14:27:52%2B22:08&until=0252-04-13T21:43:57%2B09:13",
+        "since=0001-01-01T00:00:00%2B01:00",
+        "until=9999-12-31T23:59:59-23:59",
+        "since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59Z",
+    ],
+)
+def test_event_time_filters_take_any_iso_time(alice, shared, query):
+    """Offsets up to +-23:59 and years 1-9999 are valid ISO 8601: an answer, on every database backend."""
+    response = alice.get(f"/api/integrations/{shared.id}/events?{query}")
+    assert response.status_code == 200, response.content
