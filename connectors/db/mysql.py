@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import MySQLdb
 from MySQLdb.constants import CLIENT
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import QueuePool
 
 from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
-from connectors.db.params import bind
+from connectors.db.params import Dialect, bind
+from connectors.db.queuepool import QueuePoolMixin
 from connectors.errors import Category, ConnectorError
 
 _ERRNO: dict[int, tuple[Category, str]] = {
@@ -65,22 +64,12 @@ _SSL_MODES = {
 }
 
 
-@dataclass
-class _PoolLease:
-    fairy: Any  # SQLAlchemy's pooled-connection proxy
-    connection: Any
 
-    def release(self, *, discard: bool = False) -> None:
-        if discard:
-            self.fairy.invalidate()  # closed now; the pool opens a fresh one when needed
-        self.fairy.close()
-
-
-class MySQLConnector(DatabaseConnector):
+class MySQLConnector(QueuePoolMixin, DatabaseConnector):
     kind = "mysql"
     label = "MySQL / MariaDB"
     config_class = DatabaseConfig
-    dialect = "mysql"
+    dialect: ClassVar[Dialect] = "mysql"
     auth_types = ("basic", "none")  # "none": an account without a password
     default_port: ClassVar[int] = 3306
 
@@ -95,7 +84,6 @@ class MySQLConnector(DatabaseConnector):
         "ORDER BY ordinal_position"
     )
 
-    _pool: QueuePool | None = None
     mariadb: bool = True
     _returning: bool = False
 
@@ -143,25 +131,7 @@ class MySQLConnector(DatabaseConnector):
             if self.mariadb
             else f"SET SESSION max_execution_time = {int(seconds * 1000)}"
         )
-        self._pool = QueuePool(
-            lambda: MySQLdb.connect(**kwargs),
-            pool_size=self.config.pool_size,
-            max_overflow=0,
-            timeout=self.config.connect_timeout,
-            use_lifo=True,  # keeps the busy few connections warm
-            reset_on_return=None,  # autocommit: nothing to roll back; transaction() ends its own
-        )
-
-    def _close_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.dispose()
-
-    def _acquire(self) -> _PoolLease:
-        if self._pool is None:
-            raise self._fail("not connected", Category.CONFIG)
-        fairy = self._pool.connect()
-        return _PoolLease(fairy, fairy.dbapi_connection)
+        self._start_pool(lambda: MySQLdb.connect(**kwargs), self.config)
 
     def _socket(self, connection: Any) -> int | None:
         try:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import QueuePool
 
 from connectors.db.base import DatabaseConnector, DatabaseOptions, QueryResult
+from connectors.db.params import Dialect
+from connectors.db.queuepool import QueuePoolMixin
 from connectors.errors import Category, ConnectorError
 
 
@@ -47,22 +47,12 @@ _UNIQUE = {1555, 2067}  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 _TRANSIENT = {5, 6}
 
 
-@dataclass
-class _PoolLease:
-    fairy: Any
-    connection: Any  # sqlite3.Connection
 
-    def release(self, *, discard: bool = False) -> None:
-        if discard:
-            self.fairy.invalidate()
-        self.fairy.close()
-
-
-class SQLiteConnector(DatabaseConnector):
+class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
     kind = "sqlite"
     label = "SQLite"
     config_class = SQLiteConfig
-    dialect = "sqlite"
+    dialect: ClassVar[Dialect] = "sqlite"
     param_style = "named"  # sqlite3 binds :name itself
     credential_fields = ()
     auth_types = ("none",)
@@ -75,7 +65,6 @@ class SQLiteConnector(DatabaseConnector):
         "FROM pragma_table_info(:table) ORDER BY cid"
     )
 
-    _pool: QueuePool | None = None
 
     def _new_connection(self) -> sqlite3.Connection:
         mode = "ro" if self.config.read_only else "rw"
@@ -98,25 +87,7 @@ class SQLiteConnector(DatabaseConnector):
         finally:
             probe.close()
         self.server_version = sqlite3.sqlite_version
-        self._pool = QueuePool(
-            self._new_connection,  # type: ignore[arg-type]  # sqlite3.Connection is a DB-API connection
-            pool_size=self.config.pool_size,
-            max_overflow=0,
-            timeout=self.config.connect_timeout,
-            use_lifo=True,
-            reset_on_return=None,
-        )
-
-    def _close_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.dispose()
-
-    def _acquire(self) -> _PoolLease:
-        if self._pool is None:
-            raise self._fail("not connected", Category.CONFIG)
-        fairy = self._pool.connect()
-        return _PoolLease(fairy, fairy.dbapi_connection)
+        self._start_pool(self._new_connection, self.config)
 
     def _with_deadline(self, connection: sqlite3.Connection, run: Any) -> Any:
         deadline = time.monotonic() + self.config.statement_timeout_seconds
