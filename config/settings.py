@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.env import env_bool, env_database, env_int, env_list, env_str
 
@@ -272,7 +273,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's blocking BZPOPMIN: without a
             # longer one every idle consumer dies with "Timeout reading" (channels_redis issue 422).
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+            # After a Redis restart every pooled connection is dead; one immediate retry on a fresh connection
+            # (redis-py's retry_on_error) keeps the first WebSocket handshake and push afterwards from failing.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5,
+                       "retry_on_error": [RedisConnectionError]}],
             "capacity": 1000,
             "expiry": 60,
             "prefix": "hub-asgi",
