@@ -134,13 +134,30 @@ def postgres_up() -> bool:
         return False
 
 
-def redis_up() -> bool:
+def redis_up(port: int = 6379) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=1, socket_connect_timeout=1).ping())
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+def hub_redis_port() -> int:
+    """The port of the Redis server the hub uses (REDIS_URL): the one the Redis fault restarts."""
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
+
+
+def redis_start_command(port: int) -> list[str]:
+    """The machine's own start command for its Redis; the same settings for a private one on another port."""
+    if port == 6379:
+        return REDIS_START
+    folder = f"/tmp/hub-redis-{port}"
+    os.makedirs(folder, exist_ok=True)
+    return ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            "--appendonly", "no", "--dir", folder, "--logfile", f"{folder}/redis.log"]
 
 
 def mariadb_up() -> bool:
@@ -272,16 +289,21 @@ class Hub:
         return httpx.Client(base_url=self.url, headers={"Cookie": session_cookie_for(user)}, timeout=60,
                             trust_env=False)
 
-    def sandbox_control(self, spec: dict[str, Any]) -> dict[str, Any]:
-        response = httpx.post(f"{self.sandbox.url}/__sandbox__/faults", json=spec, auth=(self.sandbox.api_key, "x"),
+    def new_sandbox(self, employees: int = 20) -> Sandbox:
+        """A BambooHR sandbox of one test's own: its counters see only that test's integration."""
+        return Sandbox(self.start_process, api_key=os.urandom(20).hex(), employees=employees).start()
+
+    def sandbox_control(self, spec: dict[str, Any], sandbox: Sandbox | None = None) -> dict[str, Any]:
+        sandbox = sandbox or self.sandbox
+        response = httpx.post(f"{sandbox.url}/__sandbox__/faults", json=spec, auth=(sandbox.api_key, "x"),
                               timeout=10, trust_env=False)
         response.raise_for_status()
         return response.json()
 
-    def sandbox_stats(self, reset: bool = False) -> dict[str, Any]:
-        method = "DELETE" if reset else "GET"
-        response = httpx.request(method, f"{self.sandbox.url}/__sandbox__/stats", auth=(self.sandbox.api_key, "x"),
-                                 timeout=10, trust_env=False)
+    def sandbox_stats(self, reset: bool = False, sandbox: Sandbox | None = None) -> dict[str, Any]:
+        sandbox = sandbox or self.sandbox
+        response = httpx.request("DELETE" if reset else "GET", f"{sandbox.url}/__sandbox__/stats",
+                                 auth=(sandbox.api_key, "x"), timeout=10, trust_env=False)
         response.raise_for_status()
         return response.json()
 

@@ -15,18 +15,20 @@ import time
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.resilience.conftest import (
     CHECK_INTERVAL,
-    REDIS_START,
     Hub,
     Report,
     ensure_services,
     hub_database_vendor,
+    hub_redis_port,
     mysql_connection_ids,
     pg_cluster_command,
     postgres_config,
     postgres_up,
+    redis_start_command,
     redis_up,
 )
 from tests.resilience.helpers import (
@@ -41,16 +43,18 @@ from tests.resilience.helpers import (
     unfinished_tool_calls,
     wait_status,
 )
-from tests.runtime_fixtures import wait_until
+from tests.runtime_fixtures import Sandbox, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def bamboohr(hub: Hub, integration_id: str = "hr", **config: object) -> dict[str, object]:
+def bamboohr(hub: Hub, integration_id: str = "hr", sandbox: Sandbox | None = None, **config: object
+             ) -> dict[str, object]:
+    sandbox = sandbox or hub.sandbox
     return {"id": integration_id, "kind": "bamboohr", "auth_type": "api_key",
-            "config": {"subdomain": "acme", "base_url": hub.sandbox.base_url, "allow_insecure_loopback": True,
+            "config": {"subdomain": "acme", "base_url": sandbox.base_url, "allow_insecure_loopback": True,
                        "timeout_seconds": 2, **config},
-            "credentials": {"api_key": hub.sandbox.api_key}, "health_check_interval": CHECK_INTERVAL}
+            "credentials": {"api_key": sandbox.api_key}, "health_check_interval": CHECK_INTERVAL}
 
 
 def employees(integration_id: str = "hr") -> dict[str, object]:
@@ -66,8 +70,9 @@ def _account(report: Report, load: ToolLoad) -> None:
 
 
 def test_sandbox_503_storm_then_slow_answers(hub: Hub, report: Report):
+    own = hub.new_sandbox()  # its request counter sees this test's integration only
     api = hub.api(hub.people.staff)
-    create(api, **bamboohr(hub))
+    create(api, **bamboohr(hub, sandbox=own))
     connect(api, "hr")
     token = agent_token("hr")
     load = ToolLoad(hub.url, token, "query_hris", employees(), threads=2, pause=0.1, timeout=10).start()
@@ -75,31 +80,31 @@ def test_sandbox_503_storm_then_slow_answers(hub: Hub, report: Report):
         load.wait_for(lambda c: bool(c.ok), 20, "a first successful call")
 
         with report.fault("BambooHR answers 503 to everything (storm)"):
-            hub.sandbox_control({"fail": {"status": 503, "count": None}})
+            hub.sandbox_control(sandbox=own, spec={"fail": {"status": 503, "count": None}})
             storm = time.monotonic()
             row = wait_status(api, "hr", "error", timeout=40)
             assert row["last_error"].startswith("rate_limited:"), row  # BambooHR's 503 means "slow down"
             assert "503" in row["last_error"] or "throttl" in row["last_error"].lower() or row["last_error"]
             # In error the hub stops bothering BambooHR: calls are refused at once, with a retry time.
-            hub.sandbox_stats(reset=True)
+            hub.sandbox_stats(reset=True, sandbox=own)
             quiet = time.monotonic()
             refused = load.wait_for(lambda c: c.category == "unavailable", 20, "a refusal while in error", since=quiet)
             assert "in error" in refused.message
             time.sleep(3)
             during = load.since(quiet)
-            hitting = hub.sandbox_stats()["requests"]
+            hitting = hub.sandbox_stats(sandbox=own)["requests"]
             # Only the scheduled health checks (one per interval, one retry) reach BambooHR.
             assert len(during) >= 10 and hitting <= 4, (len(during), hitting)
             assert all(c.seconds < 10 for c in load.since(storm))
 
-            hub.sandbox_control({"clear": True})
+            hub.sandbox_control(sandbox=own, spec={"clear": True})
             wait_status(api, "hr", "connected", timeout=30)
             recovered = time.monotonic()
             load.wait_for(lambda c: bool(c.ok), 20, "a successful call after the storm", since=recovered)
             assert brief(api, "hr")["last_error"] == ""
 
         with report.fault("BambooHR answers after 4 s (timeout 2 s)"):
-            hub.sandbox_control({"slow": {"seconds": 4}})
+            hub.sandbox_control(sandbox=own, spec={"slow": {"seconds": 4}})
             slow = time.monotonic()
             row = wait_status(api, "hr", ("degraded", "error"), timeout=30)
             # The checks time out, or find the circuit that timing-out calls opened: either says why.
@@ -112,21 +117,22 @@ def test_sandbox_503_storm_then_slow_answers(hub: Hub, report: Report):
                        for c in during if not c.ok), {c.message for c in during if not c.ok}
             # No call waits longer than the integration's timeout allows (2 s, one retry, a little slack).
             assert max(c.seconds for c in during) < 9
-            hub.sandbox_control({"clear": True})
+            hub.sandbox_control(sandbox=own, spec={"clear": True})
             wait_status(api, "hr", "connected", timeout=30)
             load.wait_for(lambda c: bool(c.ok), 20, "a successful call after the slow spell", since=time.monotonic())
     finally:
-        hub.sandbox_control({"clear": True})
+        hub.sandbox_control(sandbox=own, spec={"clear": True})
         _account(report, load)
 
 
 def test_worker_killed_with_sigkill_under_load(hub: Hub, report: Report):
+    own = hub.new_sandbox()
     api = hub.api(hub.people.staff)
-    create(api, **bamboohr(hub, "hr_kill"))
+    create(api, **bamboohr(hub, "hr_kill", sandbox=own))
     connect(api, "hr_kill")
     token = agent_token("hr_kill")
     # Half a second per answer: calls are surely in flight in the worker when it dies.
-    hub.sandbox_control({"slow": {"seconds": 0.5}})
+    hub.sandbox_control({"slow": {"seconds": 0.5}}, sandbox=own)
     load = ToolLoad(hub.url, token, "query_hris", employees("hr_kill"), threads=4, pause=0.05, timeout=8).start()
     try:
         load.wait_for(lambda c: bool(c.ok), 20, "a first successful call")
@@ -148,7 +154,7 @@ def test_worker_killed_with_sigkill_under_load(hub: Hub, report: Report):
             failures = [c for c in load.since(after) if not c.ok]
             assert not failures, [(c.category, c.message) for c in failures][:5]
     finally:
-        hub.sandbox_control({"clear": True})
+        hub.sandbox_control({"clear": True}, sandbox=own)
         _account(report, load)
 
 
@@ -275,14 +281,14 @@ def test_mariadb_connections_killed(hub: Hub, report: Report, mysql_account):
         _account(report, load)
 
 
-def _redis_shutdown() -> None:
+def _redis_shutdown(port: int) -> None:
     import redis
 
     try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5).shutdown(nosave=True)
+        redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).shutdown(nosave=True)
     except redis.ConnectionError:
         pass  # the server closes the connection as it goes
-    wait_until(lambda: not redis_up(), 20, 0.1, "redis-server to stop")
+    wait_until(lambda: not redis_up(port), 20, 0.1, "redis-server to stop")
 
 
 def test_redis_restarted(hub: Hub, report: Report, quiet_machine: None):
@@ -294,11 +300,12 @@ def test_redis_restarted(hub: Hub, report: Report, quiet_machine: None):
     token = agent_token("hr_redis")
     ws = WSClient(f"{hub.web.ws_url}/ws/integrations/", session_cookie_for(hub.people.staff), origin=hub.url)
     ws.wait_for(lambda m: m["event"] == "hello")
+    port = hub_redis_port()
     load = ToolLoad(hub.url, token, "query_hris", employees("hr_redis"), threads=2, pause=0.2, timeout=8).start()
     try:
         load.wait_for(lambda c: bool(c.ok), 20, "a first successful call")
         with report.fault("Redis restarted (broker, rate limiter, channel layer, locks at once)"):
-            _redis_shutdown()
+            _redis_shutdown(port)
             down = time.monotonic()
             try:
                 healthz = httpx.get(f"{hub.url}/healthz", timeout=20)
@@ -311,17 +318,29 @@ def test_redis_restarted(hub: Hub, report: Report, quiet_machine: None):
                 load.wait_for(lambda c: c.category == "unavailable", 20, "calls refused while Redis is down",
                               since=down)
             finally:
-                subprocess.run(REDIS_START, check=True, capture_output=True, timeout=30)
-                wait_until(redis_up, 30, 0.1, "redis-server to answer")
+                subprocess.run(redis_start_command(port), check=True, capture_output=True, timeout=30)
+                wait_until(lambda: redis_up(port), 30, 0.1, "redis-server to answer")
             up = time.monotonic()
             # Every process reconnects by itself: workers (heartbeats), web, beat (checks), the WebSocket.
             wait_until(lambda: httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200, 30, 0.5,
                        "/healthz to be healthy again")
             load.wait_for(lambda c: bool(c.ok), 30, "a successful call after the restart", since=up)
+            # Live pushes: a socket opened now gets them (the dashboard's script reconnects by itself); the old
+            # one either kept working or was closed, so that its browser reconnects too.
+            fresh = WSClient(f"{hub.web.ws_url}/ws/integrations/", session_cookie_for(hub.people.staff),
+                             origin=hub.url)
+            fresh.wait_for(lambda m: m["event"] == "hello")
             mark = ws.mark()
             done = api.post("/api/integrations/hr_redis/test", params={"wait": 20})
             assert done.status_code == 200 and done.json()["state"] == "succeeded", done.text
-            ws.wait_for(lambda m: m.get("event") == "test" and m.get("integration") == "hr_redis", 20, since=mark)
+            fresh.wait_for(lambda m: m.get("event") == "test" and m.get("integration") == "hr_redis", 20)
+            fresh.close()
+            try:
+                ws.wait_for(lambda m: m.get("event") == "test" and m.get("integration") == "hr_redis", 5,
+                            since=mark)
+            except TimeoutError:
+                with pytest.raises(ConnectionClosed):
+                    ws.conn.send('{"type": "ping"}')
             checked = brief(api, "hr_redis")["last_checked_at"]
             wait_until(lambda: brief(api, "hr_redis")["last_checked_at"] != checked, 20, 0.5,
                        "beat to dispatch checks again")
