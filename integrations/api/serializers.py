@@ -443,6 +443,9 @@ class HealthIntegrationSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     last_checked_at = serializers.DateTimeField(allow_null=True)
     last_error = serializers.CharField(allow_blank=True)
+    stale = serializers.BooleanField(
+        help_text="Watched, but its last check is older than three intervals: checks are not running (beat or workers)."
+    )
 
 
 class HealthSerializer(serializers.Serializer):
@@ -451,6 +454,7 @@ class HealthSerializer(serializers.Serializer):
     overall = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy", "empty"])
     total = serializers.IntegerField()
     counts = serializers.DictField(child=serializers.IntegerField(), help_text="Integrations per status.")
+    stale = serializers.IntegerField(help_text="How many integrations are stale (see integrations[].stale).")
     integrations = HealthIntegrationSerializer(many=True)
 
 
