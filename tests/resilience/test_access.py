@@ -148,7 +148,7 @@ def test_every_url_refuses_anonymous_and_other_users(private, django_user_model,
     for path in paths:
         if _public(path):
             continue
-        for method in ("get", "post", "delete"):
+        for method in ("get", "post", "patch", "delete"):
             for who, user_client in (("anonymous", client), ("other user", other)):
                 response = getattr(user_client, method)(path, follow=True)
                 checked += 1
