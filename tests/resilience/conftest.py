@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -515,19 +513,8 @@ def secret_variants(secret: str) -> list[str]:
     return variants
 
 
-def which(tool: str) -> bool:
-    return shutil.which(tool) is not None
-
-
 def hub_database_vendor() -> str:
     from django.db import connection
 
     return connection.vendor
 
-
-def socket_ok(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False

@@ -84,7 +84,6 @@ def test_sandbox_503_storm_then_slow_answers(hub: Hub, report: Report):
             storm = time.monotonic()
             row = wait_status(api, "hr", "error", timeout=40)
             assert row["last_error"].startswith("rate_limited:"), row  # BambooHR's 503 means "slow down"
-            assert "503" in row["last_error"] or "throttl" in row["last_error"].lower() or row["last_error"]
             # In error the hub stops bothering BambooHR: calls are refused at once, with a retry time.
             hub.sandbox_stats(reset=True, sandbox=own)
             quiet = time.monotonic()
