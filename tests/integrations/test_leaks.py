@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -14,6 +13,7 @@ from django.urls import reverse
 
 from integrations.forms import integration_form_class
 from integrations.models import Integration, IntegrationEvent
+from tests.sqlite_files import sqlite_file_bytes
 
 ADMIN_SECRET = "Adm1n-Plaintext-Secret-7f3a9c"
 CHANGED_SECRET = "Chang3d-Plaintext-Secret-1b2e4d"
@@ -47,12 +47,7 @@ def dump_all_tables() -> bytes:
 
 def database_file_bytes() -> bytes:
     """On SQLite, the files themselves (main file and write-ahead log)."""
-    if connection.vendor != "sqlite":
-        return b""
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA wal_checkpoint(FULL)")
-    name = Path(connection.settings_dict["NAME"])
-    return b"".join(p.read_bytes() for p in (name, Path(f"{name}-wal")) if p.exists())
+    return b"".join(sqlite_file_bytes().values())
 
 
 def redis_bytes(redis_url: str) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from integrations.models import Integration, IntegrationEvent
 from integrations.oauth import SESSION_FLOWS, token_provider_for
 from tests.oauth.authserver import clients
 from tests.oauth.conftest import AuthServer, ProviderBrowser
+from tests.sqlite_files import sqlite_file_bytes
 
 
 @pytest.mark.django_db(transaction=True)  # committed, so the rows are really in the database file
@@ -54,9 +54,7 @@ def test_tokens_never_leave_the_encrypted_column(
         raw = bytes(cursor.fetchone()[0])
     assert all(s.encode() not in raw for s in secrets) and b"oauth_token" not in raw
     if connection.vendor == "sqlite":
-        db_file = Path(connection.settings_dict["NAME"])
-        files = [db_file, db_file.with_name(db_file.name + "-wal")]
-        blob = b"".join(f.read_bytes() for f in files if f.exists())
+        blob = b"".join(sqlite_file_bytes().values())
         assert blob and all(s.encode() not in blob for s in secrets)
     dump = io.StringIO()
     call_command("dumpdata", "integrations", stdout=dump)

@@ -24,6 +24,7 @@ from tests.oauth.conftest import authserver  # noqa: F401 - the OAuth2 provider 
 from tests.resilience.conftest import CHECK_INTERVAL, Hub, Report, postgres_config, secret_variants
 from tests.resilience.helpers import agent_token, call_tool, wait_status
 from tests.runtime_fixtures import WSClient, session_cookie_for, wait_until
+from tests.sqlite_files import sqlite_file_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,6 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
                             tmp_path: Path):
     from django.conf import settings
     from django.core.management import call_command
-    from django.db import connection
 
     from integrations.models import Integration, IntegrationEvent
     from integrations.tools.models import ToolCall, WriteIntent
@@ -220,11 +220,8 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
     dump = io.StringIO()
     call_command("dumpdata", stdout=dump, verbosity=0)
     stores = {"dumpdata": dump.getvalue()}
-    if connection.vendor == "sqlite":
-        db_file = Path(connection.settings_dict["NAME"])
-        for path in (db_file, Path(f"{db_file}-wal")):
-            if path.exists():
-                stores[f"database file {path.name}"] = path.read_bytes().decode("latin-1")
+    for file_name, content in sqlite_file_bytes().items():
+        stores[f"database file {file_name}"] = content.decode("latin-1")
     stores["event rows"] = "\n".join(f"{e.integration_ref} {e.message} {json.dumps(e.detail)}"
                                      for e in IntegrationEvent.objects.all())
     stores["audit rows"] = "\n".join(f"{c.arguments} {c.error_message}" for c in ToolCall.objects.all())
