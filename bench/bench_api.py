@@ -91,7 +91,7 @@ def main() -> int:
     http = None
     try:
         group = Group.objects.create(name="bench")
-        user = User.objects.create_user("bench", password="bench-password-1")
+        user = User.objects.create_user("bench", password="bench-pw-1")
         user.groups.add(group)
         token = Token.objects.create(user=user).key
         rows = [
