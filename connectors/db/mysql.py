@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import MySQLdb
 from MySQLdb.constants import CLIENT
-from sqlalchemy import exc as sa_exc
 
 from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
 from connectors.db.params import Dialect, bind
@@ -236,12 +235,8 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
         return self._errno(exc) in _DISCONNECTS or isinstance(exc, MySQLdb.InterfaceError)
 
     def _map_error(self, exc: BaseException) -> ConnectorError | None:
-        if isinstance(exc, sa_exc.TimeoutError):
-            return self._fail(
-                f"no pooled connection became free within {self.config.connect_timeout:g} s",
-                Category.TIMEOUT,
-                permanent=False,
-            )
+        if (pool_error := self._map_pool_error(exc, self.config)) is not None:
+            return pool_error
         if not isinstance(exc, MySQLdb.Error):
             return None
         errno = self._errno(exc)

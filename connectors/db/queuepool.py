@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import QueuePool
 
 from connectors.db.base import DatabaseOptions
@@ -55,3 +56,13 @@ class QueuePoolMixin:
             raise self._fail("not connected", Category.CONFIG)
         fairy = self._pool.connect()
         return PoolLease(fairy, fairy.dbapi_connection)
+
+    def _map_pool_error(self, exc: BaseException, options: DatabaseOptions) -> ConnectorError | None:
+        """The pool's own failure: every connection busy for longer than the connect timeout."""
+        if isinstance(exc, sa_exc.TimeoutError):
+            return self._fail(
+                f"no pooled connection became free within {options.connect_timeout:g} s",
+                Category.TIMEOUT,
+                permanent=False,
+            )
+        return None

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
-from sqlalchemy import exc as sa_exc
 
 from connectors.db.base import DatabaseConnector, DatabaseOptions, QueryResult
 from connectors.db.params import Dialect
@@ -138,12 +137,8 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
         return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower()
 
     def _map_error(self, exc: BaseException) -> ConnectorError | None:
-        if isinstance(exc, sa_exc.TimeoutError):
-            return self._fail(
-                f"no pooled connection became free within {self.config.connect_timeout:g} s",
-                Category.TIMEOUT,
-                permanent=False,
-            )
+        if (pool_error := self._map_pool_error(exc, self.config)) is not None:
+            return pool_error
         if not isinstance(exc, sqlite3.Error):
             return None
         code = getattr(exc, "sqlite_errorcode", None)
