@@ -64,6 +64,32 @@ class MemoryBucketStore:
         self.buckets: dict[str, _Bucket] = {}
 
 
+def _wait_for_token(
+    key: str,
+    reserve: Callable[[str], tuple[bool, float]],
+    paused_for: Callable[[str], float],
+    rate: RateLimitConfig,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
+    """Take a token (``reserve`` books it, maybe in the future), sleep until it is due, and respect a
+    Retry-After pause that arrived meanwhile; past ``max_wait_seconds`` the call is refused."""
+    deadline = clock() + rate.max_wait_seconds
+    while True:
+        granted, wait = reserve(key)
+        if not granted:
+            raise _refused(key, wait)
+        if wait <= 0:
+            return
+        sleep(wait)
+        paused = paused_for(key)
+        if paused <= 0:
+            return
+        if clock() + paused > deadline:
+            raise _refused(key, paused)
+
+
 class MemoryRateLimiter:
     """The token bucket for one process (no REDIS_URL): thread-safe, same semantics as Redis."""
 
@@ -100,19 +126,7 @@ class MemoryRateLimiter:
             return max(0.0, bucket.paused_until - self._clock()) if bucket else 0.0
 
     def acquire(self, key: str) -> None:
-        deadline = self._clock() + self.rate.max_wait_seconds
-        while True:
-            granted, wait = self._reserve(key)
-            if not granted:
-                raise _refused(key, wait)
-            if wait <= 0:
-                return
-            self._sleep(wait)
-            paused = self._paused_for(key)
-            if paused <= 0:
-                return
-            if self._clock() + paused > deadline:
-                raise _refused(key, paused)
+        _wait_for_token(key, self._reserve, self._paused_for, self.rate, clock=self._clock, sleep=self._sleep)
 
     def pause(self, key: str, seconds: float) -> None:
         if seconds <= 0:
@@ -218,21 +232,13 @@ class RedisRateLimiter:
 
     def acquire(self, key: str) -> None:
         args = [repr(_refill_rate(self.rate)), repr(_capacity(self.rate)), repr(self.rate.max_wait_seconds)]
-        deadline = time.monotonic() + self.rate.max_wait_seconds
+
+        def reserve(key: str) -> tuple[bool, float]:
+            granted, wait_text = self._acquire(keys=[self.bucket_key(key)], args=args)
+            return bool(int(granted)), float(wait_text)
+
         try:
-            while True:
-                granted, wait_text = self._acquire(keys=[self.bucket_key(key)], args=args)
-                wait = float(wait_text)
-                if not int(granted):
-                    raise _refused(key, wait)
-                if wait <= 0:
-                    return
-                self._sleep(wait)
-                paused = self._paused_for(key)
-                if paused <= 0:
-                    return
-                if time.monotonic() + paused > deadline:
-                    raise _refused(key, paused)
+            _wait_for_token(key, reserve, self._paused_for, self.rate, clock=time.monotonic, sleep=self._sleep)
         except redis.RedisError as exc:
             raise store_unreachable("rate-limit", exc) from None
 
