@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from connectors.auth.oauth2 import OAuth2Config
+from connectors.auth.oauth2 import OAuth2Config, authorization_request, exchange_code
 from tests.oauth.authserver import clients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,6 +188,19 @@ def provider_browser(authserver: AuthServer) -> Iterator[ProviderBrowser]:
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def authorized_token(authserver: AuthServer, browser: ProviderBrowser, state: str = "t") -> dict[str, Any]:
+    """A real token set from the authorization server: the code flow with PKCE, driven by ``browser``."""
+    request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state=state)
+    code = query(browser.authorize(request.url))["code"]
+    return exchange_code(
+        authserver.code_config(),
+        clients.CODE_CLIENT_SECRET,
+        code=code,
+        code_verifier=request.code_verifier,
+        redirect_uri=clients.HUB_REDIRECT_URI,
+    )
 
 
 class MemoryStore:

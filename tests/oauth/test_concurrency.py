@@ -13,24 +13,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from connectors.auth.oauth2 import authorization_request, exchange_code
 from integrations.models import EventType, Integration, IntegrationEvent
 from tests.oauth.authserver import clients
-from tests.oauth.conftest import ROOT, AuthServer, ProviderBrowser, query
+from tests.oauth.conftest import ROOT, AuthServer, ProviderBrowser, authorized_token
 
 PROCESSES = 10
 
-
-def authorized_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[str, Any]:
-    request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state="c")
-    code = query(browser.authorize(request.url))["code"]
-    return exchange_code(
-        authserver.code_config(),
-        clients.CODE_CLIENT_SECRET,
-        code=code,
-        code_verifier=request.code_verifier,
-        redirect_uri=clients.HUB_REDIRECT_URI,
-    )
 
 
 @pytest.mark.django_db(transaction=True)  # the workers are other processes: they must see committed rows
@@ -38,7 +26,7 @@ def authorized_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[s
 def test_ten_processes_refresh_an_expired_token_once(
     lock: str, authserver: AuthServer, provider_browser: ProviderBrowser, make_integration: Any
 ) -> None:
-    token = authorized_token(authserver, provider_browser)
+    token = authorized_token(authserver, provider_browser, state="c")
     expired = token | {"expires_at": int(time.time()) - 5}
     integration_id = f"race_{lock}"
     make_integration(integration_id, token=expired)

@@ -10,26 +10,14 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from connectors.auth.oauth2 import authorization_request, exchange_code
 from connectors.errors import ConnectorError
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 from integrations.oauth import token_provider_for
 from tests.oauth.authserver import clients
-from tests.oauth.conftest import AuthServer, ProviderBrowser, query
+from tests.oauth.conftest import AuthServer, ProviderBrowser, authorized_token
 
 pytestmark = pytest.mark.django_db
 
-
-def authorized_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[str, Any]:
-    request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state="t")
-    code = query(browser.authorize(request.url))["code"]
-    return exchange_code(
-        authserver.code_config(),
-        clients.CODE_CLIENT_SECRET,
-        code=code,
-        code_verifier=request.code_verifier,
-        redirect_uri=clients.HUB_REDIRECT_URI,
-    )
 
 
 def refresh_events(integration_id: str) -> list[IntegrationEvent]:
