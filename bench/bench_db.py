@@ -8,6 +8,14 @@ For each engine it times ``SELECT 1`` (median of many runs) through:
 and prints redis / raw (target <= 1.15x). On PostgreSQL it also compares the pooled connector with
 opening a connection for every call (target: pooled >= 10x faster).
 
+Where the client and the server process run matters more than anything we do: on this 2-vCPU
+virtual machine a loopback round trip between two CPUs costs ~80-90 us (waking an idle vCPU),
+between two processes sharing one CPU ~15-20 us, and an unpinned run lands on either at random.
+So each engine is measured twice, with this process and every server connection it uses pinned
+first to one CPU ("same CPU": the smallest round trip, the hardest ratio), then to two ("two
+CPUs": like a database on another core or host). Every connector has a pool of one connection, so
+each variant talks to one known server process. Pinning needs root; without it the run is unpinned.
+
     PG_URL=... MYSQL_URL=... REDIS_URL=redis://127.0.0.1:6379/1 .venv/bin/python bench/bench_db.py [--runs N]
 """
 
@@ -112,10 +120,51 @@ def raw_select(connection: Any) -> Callable[[], Any]:
 
 def connector(kind: str, config: dict[str, Any], credentials: dict[str, str], auth_type: str,
               runtime: Runtime) -> DatabaseConnector:
-    db = build(kind, config, credentials, runtime, auth_type=auth_type)
+    db = build(kind, config | {"pool_size": 1}, credentials, runtime, auth_type=auth_type)
     assert isinstance(db, DatabaseConnector)
     db.connect()
     return db
+
+
+# The server process (PostgreSQL) or thread (MariaDB) behind a connection, for pinning it.
+SERVER_TASK_SQL = {
+    "postgresql": "SELECT pg_backend_pid() AS task",
+    "mysql": "SELECT TID AS task FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()",
+}
+
+
+def raw_server_task(kind: str, connection: Any) -> int | None:
+    if kind not in SERVER_TASK_SQL:
+        return None
+    cursor = connection.cursor()
+    cursor.execute(SERVER_TASK_SQL[kind])
+    task = cursor.fetchone()[0]
+    cursor.close()
+    return int(task)
+
+
+def placements() -> list[tuple[str, int | None, int | None]]:
+    """(label, client CPU, server CPU): one CPU for both, then two CPUs; unpinned if we cannot pin."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return [("unpinned", None, None)]
+    try:
+        os.sched_setaffinity(0, set(cpus))  # a no-op that fails where pinning is not allowed
+    except OSError:
+        return [("unpinned", None, None)]
+    return [("same CPU", cpus[0], cpus[0]), ("two CPUs", cpus[0], cpus[1])]
+
+
+def pin(client_cpu: int | None, server_cpu: int | None, server_tasks: list[int]) -> str:
+    """Pin this process and the server tasks; returns "" or why the servers could not be pinned."""
+    everywhere = set(range(os.cpu_count() or 1))
+    try:
+        os.sched_setaffinity(0, {client_cpu} if client_cpu is not None else everywhere)
+        for task in server_tasks:
+            os.sched_setaffinity(task, {server_cpu} if server_cpu is not None else everywhere)
+    except OSError as exc:  # not root, or the server runs elsewhere
+        return f"server not pinned ({type(exc).__name__})"
+    return ""
 
 
 def main() -> int:
@@ -136,12 +185,14 @@ def main() -> int:
     print(f"SELECT 1: median of {args.runs} calls per column, in microseconds; machine load {os.getloadavg()[0]:.1f}")
     print("  raw: driver, one held connection | pool: connector, no limiter/circuit/metrics")
     print("  memory / redis: full stack (limiter on, circuit breaker, metrics) in process / shared via Redis")
-    print("  ro = read_only (the default: a database-enforced read-only transaction per query), rw = read-write\n")
-    header = (f"{'engine':<11} {'raw':>7} {'pool ro':>8} {'mem ro':>8} {'redis ro':>9} {'pool rw':>8} {'redis rw':>9}"
-              f"   {'redis ro/raw':>12}  target <= 1.15x")
+    print("  ro = read_only (the default: database-enforced read-only mode), rw = read-write")
+    print("  placement: this process and the server on one CPU, or on two (see the module docstring)\n")
+    header = (f"{'engine':<11} {'placement':<9} {'raw':>6} {'pool ro':>8} {'mem ro':>7} {'redis ro':>9} {'pool rw':>8}"
+              f" {'redis rw':>9}  {'added':>6}  {'redis ro/raw':>12}  target <= 1.15x")
     print(header)
     print("-" * len(header))
     pooled_pg: float | None = None
+    everywhere = set(range(os.cpu_count() or 1))
     for kind, (config, credentials, auth_type, raw_factory) in engines(sqlite_path).items():
         try:
             held = raw_factory()
@@ -160,15 +211,28 @@ def main() -> int:
             "redis rw": connector(kind, rw, credentials, auth_type,
                                   make_runtime(key, UNTHROTTLED, redis_url=redis_url, prefix=prefix)),
         }
+        server_tasks: list[int] = []
+        if kind in SERVER_TASK_SQL:
+            server_tasks = [raw_server_task(kind, held) or 0]
+            server_tasks += [int(db.query(SERVER_TASK_SQL[kind])[0]["task"]) for db in dbs.values()]
         variants: dict[str, Callable[[], Any]] = {"raw": raw_select(held)}
         variants |= {name: (lambda db=db: db.query("SELECT 1")) for name, db in dbs.items()}
-        m = medians_us(variants, args.runs)
+        for label, client_cpu, server_cpu in placements():
+            if not server_tasks:
+                if label == "two CPUs":
+                    continue  # SQLite runs in this process: there is no server to place
+                label = "in process"
+            why = pin(client_cpu, server_cpu, server_tasks)
+            m = medians_us(variants, args.runs)
+            ratio = m["redis ro"] / m["raw"]
+            print(f"{kind:<11} {label:<9} {m['raw']:6.1f} {m['pool ro']:8.1f} {m['mem ro']:7.1f} {m['redis ro']:9.1f} "
+                  f"{m['pool rw']:8.1f} {m['redis rw']:9.1f}  {m['redis ro'] - m['raw']:6.1f}  {ratio:11.2f}x  "
+                  f"{'ok' if ratio <= 1.15 else 'MISSED'} {why}".rstrip())
+            if kind == "postgresql" and label != "same CPU":
+                pooled_pg = m["pool ro"]
+        pin(None, None, server_tasks)  # give the server its CPUs back (MariaDB reuses its threads)
+        os.sched_setaffinity(0, everywhere)
         held.close()
-        ratio = m["redis ro"] / m["raw"]
-        print(f"{kind:<11} {m['raw']:7.1f} {m['pool ro']:8.1f} {m['mem ro']:8.1f} {m['redis ro']:9.1f} "
-              f"{m['pool rw']:8.1f} {m['redis rw']:9.1f}   {ratio:11.2f}x  {'ok' if ratio <= 1.15 else 'MISSED'}")
-        if kind == "postgresql":
-            pooled_pg = m["pool ro"]
         for db in dbs.values():
             db.disconnect()
 
@@ -185,7 +249,7 @@ def main() -> int:
         pooled.disconnect()
         per_call, pooled_pg = m["per call"], m["pooled"]
         verdict = "ok" if per_call / pooled_pg >= 10 else "MISSED"
-        print(f"\nPostgreSQL: connect per call {per_call:.0f} us vs pooled connector {pooled_pg:.0f} us: "
+        print(f"\nPostgreSQL, unpinned: connect per call {per_call:.0f} us vs pooled connector {pooled_pg:.0f} us: "
               f"pooled is {per_call / pooled_pg:.1f}x faster (target >= 10x) {verdict}")
     redis.Redis.from_url(redis_url).delete(*[f"{prefix}:{what}:{prefix}-{kind}" for what in ("ratelimit", "circuit")
                                              for kind in ("postgresql", "mysql", "sqlite")])
