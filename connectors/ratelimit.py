@@ -12,13 +12,25 @@ between processes), so every process of every machine shares one bucket and one 
 A provider's Retry-After (``pause``) moves the refill start to the end of the pause with one token in
 hand: nobody is admitted before then, then the bucket refills at its normal rate. A caller that had
 reserved a token and was sleeping when the pause arrived checks again after its sleep.
+
+Leases (Redis, fast limits only). A Redis round trip costs about what a ``SELECT 1`` costs, so for a
+limit of ``LEASE_MIN_RATE`` tokens a second or more a process takes several tokens in one script run
+and spends them locally for at most ``ttl`` seconds (``LEASE_SECONDS``, less for a small bucket).
+A token spent up to ``ttl`` after it left the bucket could let a window see ``rate * ttl`` tokens
+more than the bucket's bound, so such a bucket holds ``rate * ttl`` tokens fewer (at most
+``LEASE_SHARE`` of it): every window still sees at most ``burst + rate * window`` admissions, across
+all processes. The lease grows by doubling while a process uses it up, and shrinks to what was used
+when it expires unspent (what is left then is dropped, never returned late). A forked child starts
+with no lease. Slower limits ask Redis for every token, exactly as before.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +46,23 @@ def _refill_rate(rate: RateLimitConfig) -> float:
 
 def _capacity(rate: RateLimitConfig) -> float:
     return float(rate.burst or rate.requests)
+
+
+LEASE_MIN_RATE = 1000.0  # tokens per second: below this every call asks Redis
+LEASE_SECONDS = 0.05  # the longest a process keeps tokens it took ahead
+LEASE_SHARE = 0.05  # the most of the bucket that leases may hold back
+LEASE_MAX_TOKENS = 4096
+
+
+def lease_plan(rate: RateLimitConfig) -> tuple[float, float]:
+    """(lease lifetime in seconds, the bucket's capacity in Redis); a lifetime of 0: no leases."""
+    refill, capacity = _refill_rate(rate), _capacity(rate)
+    if refill < LEASE_MIN_RATE:
+        return 0.0, capacity
+    ttl = min(LEASE_SECONDS, LEASE_SHARE * capacity / refill)
+    if ttl < 0.001:  # a small bucket for its rate: not worth holding any of it back
+        return 0.0, capacity
+    return ttl, capacity - refill * ttl
 
 
 class RateLimitExceeded(ConnectorError):
@@ -140,14 +169,17 @@ class MemoryRateLimiter:
             self.store.buckets[key] = _Bucket(tokens=1.0, stamp=until, paused_until=until)
 
 
-# KEYS[1]: the bucket hash. ARGV: refill rate (tokens/s), capacity, max wait (s).
-# Returns {granted (0|1), wait seconds as a string} (Lua numbers would be truncated to integers).
+# KEYS[1]: the bucket hash. ARGV: refill rate (tokens/s), capacity, max wait (s), tokens wanted.
+# Returns {granted (0|1), wait seconds as a string, tokens taken} (Lua numbers would be truncated to
+# integers). Several tokens are only taken from a bucket that holds them now; one that must wait
+# reserves one token.
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
+local want = tonumber(ARGV[4]) or 1
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp', 'paused_until')
 local tokens = tonumber(state[1])
 local stamp = tonumber(state[2])
@@ -158,17 +190,20 @@ if tokens == nil or stamp == nil then
 end
 local level = math.min(capacity, tokens + (now - stamp) * rate)
 local wait = 0
+local taken = 1
 if level < 1 then
   wait = (1 - level) / rate
+else
+  taken = math.max(1, math.min(want, math.floor(level)))
 end
 if wait > max_wait then
-  return {0, tostring(wait)}
+  return {0, tostring(wait), 0}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(level - 1), 'stamp', tostring(now))
+redis.call('HSET', KEYS[1], 'tokens', tostring(level - taken), 'stamp', tostring(now))
 -- Once idle long enough to be full again, the key may go: a missing bucket reads as full.
-local idle = math.max(0, paused_until - now) + (capacity + 1 - (level - 1)) / rate
+local idle = math.max(0, paused_until - now) + (capacity + 1 - (level - taken)) / rate
 redis.call('PEXPIRE', KEYS[1], math.ceil(idle * 1000) + 1000)
-return {1, tostring(wait)}
+return {1, tostring(wait), taken}
 """
 
 # KEYS[1]: the bucket hash. ARGV: pause seconds, refill rate, capacity.
@@ -205,8 +240,19 @@ def store_unreachable(what: str, exc: BaseException) -> ConnectorError:
     )
 
 
+@dataclass
+class _Lease:
+    tokens: int  # left to spend in this process
+    expires: float  # monotonic time after which they are dropped
+    size: int  # how many were asked for
+
+
+_live_limiters: weakref.WeakSet[RedisRateLimiter] = weakref.WeakSet()
+
+
 class RedisRateLimiter:
-    """The token bucket shared by every process through Redis: one atomic script per acquire."""
+    """The token bucket shared by every process through Redis: one atomic script per acquire (per
+    lease, for fast limits)."""
 
     def __init__(
         self,
@@ -223,6 +269,16 @@ class RedisRateLimiter:
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._pause = client.register_script(_PAUSE_LUA)
         self._paused_for_script = client.register_script(_PAUSED_FOR_LUA)
+        self.lease_ttl, capacity = lease_plan(rate)
+        self._max_lease = max(1, min(LEASE_MAX_TOKENS, int(_refill_rate(rate) * self.lease_ttl)))
+        self._args = [repr(_refill_rate(rate)), repr(capacity), repr(rate.max_wait_seconds)]
+        self._forget_leases()
+        _live_limiters.add(self)
+
+    def _forget_leases(self) -> None:
+        # A forked child must not spend tokens its parent holds: it starts with none (and a new lock).
+        self._lock = threading.Lock()
+        self._leases: dict[str, _Lease] = {}
 
     def bucket_key(self, key: str) -> str:
         return f"{self.prefix}:ratelimit:{key}"
@@ -231,10 +287,26 @@ class RedisRateLimiter:
         return float(self._paused_for_script(keys=[self.bucket_key(key)]))
 
     def acquire(self, key: str) -> None:
-        args = [repr(_refill_rate(self.rate)), repr(_capacity(self.rate)), repr(self.rate.max_wait_seconds)]
+        want = 1
+        if self.lease_ttl:
+            now = time.monotonic()
+            with self._lock:
+                lease = self._leases.get(key)
+                if lease is not None:
+                    if lease.tokens > 0 and now < lease.expires:
+                        lease.tokens -= 1
+                        return
+                    if now < lease.expires:  # used up in time: ask for more next time
+                        want = min(self._max_lease, lease.size * 2)
+                    else:  # expired: ask for what was used
+                        want = max(1, lease.size - lease.tokens)
 
         def reserve(key: str) -> tuple[bool, float]:
-            granted, wait_text = self._acquire(keys=[self.bucket_key(key)], args=args)
+            asked_at = time.monotonic()
+            granted, wait_text, taken = self._acquire(keys=[self.bucket_key(key)], args=[*self._args, str(want)])
+            if self.lease_ttl and int(granted):
+                with self._lock:  # the expiry counts from before the server granted them
+                    self._leases[key] = _Lease(tokens=int(taken) - 1, expires=asked_at + self.lease_ttl, size=want)
             return bool(int(granted)), float(wait_text)
 
         try:
@@ -245,6 +317,8 @@ class RedisRateLimiter:
     def pause(self, key: str, seconds: float) -> None:
         if seconds <= 0 or not math.isfinite(seconds):
             return
+        with self._lock:
+            self._leases.pop(key, None)
         try:
             self._pause(
                 keys=[self.bucket_key(key)],
@@ -255,4 +329,14 @@ class RedisRateLimiter:
 
     def reset(self, key: str) -> None:
         """Forget the bucket (a full one is assumed next time); used when an integration is deleted."""
+        with self._lock:
+            self._leases.pop(key, None)
         self.client.delete(self.bucket_key(key))
+
+
+def _forget_leases_in_child() -> None:
+    for limiter in list(_live_limiters):
+        limiter._forget_leases()
+
+
+os.register_at_fork(after_in_child=_forget_leases_in_child)
