@@ -98,6 +98,10 @@ class DatabaseConnector(Connector[Any]):
         """The connection's socket, to spot one the server closed while it sat in the pool."""
         return None
 
+    def _session_intact(self, connection: Any) -> bool:
+        """False for a connection whose session a query changed so that it must not be reused."""
+        return True
+
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
         raise NotImplementedError
 
@@ -196,7 +200,7 @@ class DatabaseConnector(Connector[Any]):
     def _acquire_live(self) -> Lease:
         for _ in range(self.config.pool_size + 1):
             lease = self._acquire()
-            if not self._stale(lease.connection):
+            if not self._stale(lease.connection) and self._session_intact(lease.connection):
                 return lease
             lease.release(discard=True)
         raise self._fail("every pooled connection was closed by the server", Category.NETWORK)

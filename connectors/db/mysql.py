@@ -6,6 +6,11 @@ statement. On MariaDB a read-only query is sent as
 statement in a read-only transaction with a time limit, in one round trip, and the settings end
 with it. On MySQL (no ``SET STATEMENT``) it is ``START TRANSACTION READ ONLY`` … ``ROLLBACK`` with the
 session's ``max_execution_time``.
+
+A read-only "query" that returns no rows (``START TRANSACTION READ WRITE``, ``SET autocommit = 0``,
+``LOCK TABLES``...) or more than one result (``CALL``) may have left a transaction or a lock in the
+session, where the next statement would run: that connection is closed instead of going back to
+the pool. Plain queries, which return rows, keep their connection.
 """
 
 from __future__ import annotations
@@ -141,8 +146,9 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
     # ---------------------------------------------------------------- statements
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
         cursor = connection.cursor()
+        guarded = self.config.read_only and not in_transaction
         try:
-            if in_transaction or not self.config.read_only:
+            if not guarded:
                 cursor.execute(sql, values)
             elif self.mariadb:
                 seconds = self.config.statement_timeout_seconds
@@ -153,12 +159,20 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
                     cursor.execute(sql, values)
                 finally:
                     connection.rollback()
-            if cursor.description is None:
-                return QueryResult(columns=[], rows=[], row_count=0)
-            columns = [column[0] for column in cursor.description]
-            return self._result(columns, list(cursor.fetchmany(limit + 1)), limit)
+            description = cursor.description
+            rows = list(cursor.fetchmany(limit + 1)) if description is not None else []
         finally:
             cursor.close()
+        if guarded and (description is None or connection.more_results() or not connection.get_autocommit()):
+            # Not a plain query (START TRANSACTION READ WRITE, SET autocommit = 0, LOCK TABLES, CALL...):
+            # it may have left a transaction or a lock in the session, so the connection is not reused.
+            connection.close()
+        if description is None:
+            return QueryResult(columns=[], rows=[], row_count=0)
+        return self._result([column[0] for column in description], rows, limit)
+
+    def _session_intact(self, connection: Any) -> bool:
+        return bool(connection.open)
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
         count, rows, _last_id = self._write(connection, sql, values)

@@ -1,10 +1,19 @@
 """PostgreSQL through psycopg 3 and psycopg_pool.
 
-Read-only queries run as ``BEGIN READ ONLY; <query>; ROLLBACK`` sent in one pipeline (one network
-round trip). Pipeline mode always uses the extended protocol, so the query is exactly one
-statement: ``SELECT 1; COMMIT; DELETE ...`` is refused by the server, not by us. Ending with
-ROLLBACK also undoes any ``SET`` the query made, so the session's statement_timeout (set at
-connect) cannot be switched off from a query.
+A read-only integration's connections open with ``default_transaction_read_only=on`` (and the
+statement_timeout) in the startup packet, and run in autocommit: every statement is its own
+read-only transaction, enforced by the server, in exactly the round trip the query needs. psycopg
+always uses the extended protocol, so one call is one statement: ``SELECT 1; COMMIT; DELETE ...``
+is refused by the server, not by us.
+
+A query could try to turn the session default off (``SET default_transaction_read_only = off``,
+``SET SESSION CHARACTERISTICS ...``, ``set_config(...)``). PostgreSQL 14+ reports every change of
+that setting to the client (it is a GUC_REPORT parameter), so the pool never hands out a connection
+whose reported default is not ``on``: it is closed and replaced. A statement that is a plain ``SET``
+is followed by ``RESET ALL`` (back to the startup values, statement_timeout included); the
+``set_config`` function can still raise statement_timeout for the rest of a session, which is why
+query_database refuses it. A read-only ``transaction()`` starts with ``BEGIN READ ONLY`` plus a
+snapshot, after which ``SET TRANSACTION READ WRITE`` is refused by the server.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from psycopg import pq
 
 from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
 from connectors.errors import Category, ConnectorError
+
+_READ_ONLY_DEFAULT = b"default_transaction_read_only"
 
 # SQLSTATE (or its two-letter class) -> category; the first match wins, longest first.
 _SQLSTATE: dict[str, tuple[Category, str]] = {
@@ -104,8 +115,9 @@ class PostgreSQLConnector(DatabaseConnector):
             "connect_timeout": max(1, math.ceil(config.connect_timeout)),
             "sslmode": config.sslmode,
             "application_name": f"hub:{self.runtime.key}"[:63],
-            # Session defaults; a read-only query's ROLLBACK undoes any change it makes to them.
-            "options": f"-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={max(timeout_ms, 60000)}",
+            # Session defaults, which RESET ALL returns to.
+            "options": f"-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={max(timeout_ms, 60000)}"
+            + (" -c default_transaction_read_only=on" if config.read_only else ""),
             "autocommit": True,
             # No server-side prepared statements: a pipeline aborted by an error leaves psycopg
             # believing in statements the server never prepared, and a plan cached on a pooled
@@ -148,6 +160,9 @@ class PostgreSQLConnector(DatabaseConnector):
             raise self._fail("not connected", Category.CONFIG)
         return _PgLease(self._pool, self._pool.getconn())
 
+    def _session_intact(self, connection: Any) -> bool:
+        return not self.config.read_only or connection.pgconn.parameter_status(_READ_ONLY_DEFAULT) == b"on"
+
     def _socket(self, connection: Any) -> int | None:
         try:
             return int(connection.pgconn.socket)
@@ -156,24 +171,14 @@ class PostgreSQLConnector(DatabaseConnector):
 
     # ---------------------------------------------------------------- statements
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
-        if in_transaction or not self.config.read_only:
-            cursor = connection.cursor()
+        with connection.cursor() as cursor:
             cursor.execute(sql, values)
-        else:
-            try:
-                with connection.pipeline():
-                    connection.execute("BEGIN READ ONLY")
-                    cursor = connection.cursor()
-                    cursor.execute(sql, values)
-                    connection.execute("ROLLBACK")
-            except psycopg.Error:
-                self._rollback_quietly(connection)
-                raise
-        with cursor:
-            if cursor.description is None:
+            if cursor.statusmessage == "SET" and not in_transaction:
+                connection.execute("RESET ALL")  # back to the startup values
+            description = cursor.description
+            if description is None:
                 return QueryResult(columns=[], rows=[], row_count=0)
-            columns = [column.name for column in cursor.description]
-            return self._result(columns, cursor.fetchmany(limit + 1), limit)
+            return self._result([column.name for column in description], cursor.fetchmany(limit + 1), limit)
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
         with connection.cursor() as cursor:
@@ -185,19 +190,17 @@ class PostgreSQLConnector(DatabaseConnector):
             return cursor.rowcount, rows
 
     def _begin(self, connection: Any) -> None:
-        connection.execute("BEGIN READ ONLY" if self.config.read_only else "BEGIN")
+        if not self.config.read_only:
+            connection.execute("BEGIN")
+            return
+        # The snapshot taken by a first query makes the server refuse SET TRANSACTION READ WRITE.
+        with connection.pipeline():
+            connection.execute("BEGIN READ ONLY")
+            connection.execute("SELECT 1")
 
     def _end(self, connection: Any, *, commit: bool) -> None:
         if connection.info.transaction_status != pq.TransactionStatus.IDLE:
             connection.execute("COMMIT" if commit else "ROLLBACK")
-
-    @staticmethod
-    def _rollback_quietly(connection: Any) -> None:
-        try:
-            if connection.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-                connection.execute("ROLLBACK")
-        except psycopg.Error:
-            pass  # a broken connection: the pool discards it on return
 
     # ---------------------------------------------------------------- errors
     def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:

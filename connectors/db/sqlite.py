@@ -108,6 +108,8 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
                 cursor.close()
 
         result: QueryResult = self._with_deadline(connection, run)
+        if not in_transaction and connection.in_transaction:
+            connection.execute("ROLLBACK")  # a "query" that was BEGIN: no transaction outlives its call
         return result
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:

@@ -34,6 +34,10 @@ class EngineSpec:
     auth_type: ClassVar[str] = "none"
     sleep_sql: ClassVar[str]  # runs for several seconds
     backend_id_sql: ClassVar[str | None] = None  # SELECT ... AS id: the server's id of this connection
+    # Statements that try to make the session (the pooled connection) read-write for later queries.
+    read_write_switches: ClassVar[tuple[str, ...]] = ()
+    # The same inside a read-only transaction(), as its first statement.
+    transaction_read_write_switch: ClassVar[str | None] = None
     supports_kill: ClassVar[bool] = True
 
     def config(self) -> dict[str, Any]:
@@ -246,6 +250,28 @@ class DatabaseContract:
             assert db.query(f"SELECT name FROM {quoted}") == [{"name": "keep"}]
             db.query(f"DELETE FROM {quoted}")
         assert info.value.category == Category.PERMISSION
+        assert self._count(spec, table) == 1
+        assert db.query(f"SELECT qty FROM {quoted}") == [{"qty": 1}]
+
+    def test_a_query_cannot_switch_the_session_to_read_write(self, make: Make, spec: EngineSpec, table: str) -> None:
+        spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('keep', 1)")
+        db = make(pool_size=1)  # every call below runs on the same pooled connection, or its replacement
+        quoted = db.quote(table)
+        for switch in spec.read_write_switches:
+            try:
+                db.query(switch)
+            except ConnectorError:
+                pass  # refused outright is fine too
+            error = self._error(lambda: db.query(f"DELETE FROM {quoted}"))
+            assert error.category == Category.PERMISSION, (switch, error)
+            assert self._count(spec, table) == 1, switch
+        if spec.transaction_read_write_switch is not None:
+            with pytest.raises(ConnectorError), db.transaction():
+                try:
+                    db.query(spec.transaction_read_write_switch)
+                except ConnectorError:
+                    pass
+                db.query(f"DELETE FROM {quoted}")
         assert self._count(spec, table) == 1
         assert db.query(f"SELECT qty FROM {quoted}") == [{"qty": 1}]
 

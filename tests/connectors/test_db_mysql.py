@@ -15,6 +15,15 @@ class MySQLSpec(EngineSpec):
     kind = "mysql"
     sleep_sql = "SELECT SLEEP(5)"
     backend_id_sql = "SELECT CONNECTION_ID() AS id"
+    read_write_switches = (
+        "SET SESSION TRANSACTION READ WRITE",
+        "SET SESSION tx_read_only = 0",
+        "SET autocommit = 0",
+        "START TRANSACTION READ WRITE",
+        "BEGIN",
+        "XA START 'hub'",
+    )
+    transaction_read_write_switch = "SET TRANSACTION READ WRITE"
 
     def __init__(self, tmp_path: Any) -> None:
         url = urlsplit(os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/test"))
@@ -28,6 +37,8 @@ class MySQLSpec(EngineSpec):
         self.conn = MySQLdb.connect(
             host=self.where["host"], port=self.where["port"], database=self.where["database"],
             user=self.where["username"], password=self.password, autocommit=True,
+            # A connector that leaves a transaction open shows as a failed DROP TABLE, not a hang.
+            init_command="SET SESSION lock_wait_timeout = 10",
         )
 
     def config(self) -> dict[str, Any]:

@@ -16,6 +16,14 @@ class PostgreSQLSpec(EngineSpec):
     kind = "postgresql"
     sleep_sql = "SELECT pg_sleep(5)"
     backend_id_sql = "SELECT pg_backend_pid() AS id"
+    read_write_switches = (
+        "SET default_transaction_read_only = off",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "SET transaction_read_only = off",
+        "BEGIN READ WRITE",
+    )
+    transaction_read_write_switch = "SET TRANSACTION READ WRITE"
 
     def __init__(self, tmp_path: Any) -> None:
         url = urlsplit(os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/test"))

@@ -15,6 +15,7 @@ from tests.connectors.db_contract import DatabaseContract, EngineSpec
 
 class SQLiteSpec(EngineSpec):
     kind = "sqlite"
+    read_write_switches = ("PRAGMA query_only = 0", "BEGIN IMMEDIATE")
     sleep_sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
     supports_kill = False
 
