@@ -1,16 +1,23 @@
 """MySQL and MariaDB through mysqlclient, pooled by SQLAlchemy's QueuePool.
 
 Connections run in autocommit with multi-statements switched off, so one ``execute`` is one
-statement. On MariaDB a read-only query is sent as
-``SET STATEMENT tx_read_only=1, max_statement_time=N FOR <query>``: the server runs that one
-statement in a read-only transaction with a time limit, in one round trip, and the settings end
-with it. On MySQL (no ``SET STATEMENT``) it is ``START TRANSACTION READ ONLY`` … ``ROLLBACK`` with the
-session's ``max_execution_time``.
+statement, and with the session's statement time limit (``max_statement_time`` on MariaDB,
+``max_execution_time`` on MySQL).
 
-A read-only "query" that returns no rows (``START TRANSACTION READ WRITE``, ``SET autocommit = 0``,
-``LOCK TABLES``...) or more than one result (``CALL``) may have left a transaction or a lock in the
-session, where the next statement would run: that connection is closed instead of going back to
-the pool. Plain queries, which return rows, keep their connection.
+Read-only integrations. A session default (``SET SESSION TRANSACTION READ ONLY``) is not enough on
+its own: MariaDB lets one statement override it (``SET STATEMENT tx_read_only = 0 FOR DELETE ...``),
+and so did the ``SET STATEMENT tx_read_only = 1 FOR <query>`` prefix this connector used to send —
+the query's own inner ``SET STATEMENT`` won. Inside an active read-only transaction, though, no
+statement can switch to read-write. So every pooled connection of a read-only integration waits in
+the pool inside an empty read-only transaction: it opens with ``START TRANSACTION READ ONLY``,
+each query runs in that transaction, and ``ROLLBACK AND CHAIN`` ends it (releasing its locks) and
+opens the next one — two round trips per query, the price of the guarantee. The session default
+is read-only as well, so a chained or new transaction is read-only either way.
+
+A query that returns no rows (``COMMIT``, ``START TRANSACTION READ WRITE``, ``SET autocommit = 0``,
+``LOCK TABLES``...) or more than one result (``CALL``) may have left the transaction or the session
+changed; that connection is closed instead of going back to the pool. Plain queries, which return
+rows, keep their connection.
 """
 
 from __future__ import annotations
@@ -67,6 +74,17 @@ _SSL_MODES = {
     "verify-full": "VERIFY_IDENTITY",
 }
 
+
+
+def _statement(connection: Any, sql: str, values: tuple[Any, ...] | None) -> bytes:
+    """The statement as mysqlclient's cursor would send it: values quoted by the driver."""
+    statement: bytes = sql.encode(connection.encoding)
+    if values is None:
+        return statement
+    try:
+        return statement % tuple(map(connection.literal, values))
+    except TypeError as exc:
+        raise MySQLdb.ProgrammingError(f"cannot bind the parameters: {exc}") from None
 
 
 class MySQLConnector(QueuePoolMixin, DatabaseConnector):
@@ -135,7 +153,18 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
             if self.mariadb
             else f"SET SESSION max_execution_time = {int(seconds * 1000)}"
         )
-        self._start_pool(lambda: MySQLdb.connect(**kwargs), self.config)
+        self._start_pool(lambda: self._new_connection(kwargs), self.config)
+
+    def _new_connection(self, kwargs: dict[str, Any]) -> Any:
+        connection = MySQLdb.connect(**kwargs)
+        if self.config.read_only:
+            try:
+                connection.query(b"SET SESSION TRANSACTION READ ONLY")
+                connection.query(b"START TRANSACTION READ ONLY")
+            except MySQLdb.Error:
+                connection.close()
+                raise
+        return connection
 
     def _socket(self, connection: Any) -> int | None:
         try:
@@ -145,31 +174,42 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
 
     # ---------------------------------------------------------------- statements
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
-        cursor = connection.cursor()
-        guarded = self.config.read_only and not in_transaction
-        try:
-            if not guarded:
-                cursor.execute(sql, values)
-            elif self.mariadb:
-                seconds = self.config.statement_timeout_seconds
-                cursor.execute(f"SET STATEMENT tx_read_only = 1, max_statement_time = {seconds:g} FOR {sql}", values)
+        statement = _statement(connection, sql, values)
+        if not self.config.read_only or in_transaction:
+            columns, rows = self._rows(connection, statement, limit)
+            while connection.more_results() and connection.next_result() == 0:
+                connection.store_result()  # a CALL's further results: drained, so the connection stays in step
+        else:
+            try:
+                columns, rows = self._rows(connection, statement, limit)
+            except MySQLdb.Error:
+                self._next_read_only_transaction(connection)  # an error may have ended it (a deadlock)
+                raise
+            if columns is None or connection.more_results() or not connection.get_autocommit():
+                # Not a plain query: it may have ended the read-only transaction or changed the session.
+                connection.close()
             else:
-                cursor.execute("START TRANSACTION READ ONLY")
-                try:
-                    cursor.execute(sql, values)
-                finally:
-                    connection.rollback()
-            description = cursor.description
-            rows = list(cursor.fetchmany(limit + 1)) if description is not None else []
-        finally:
-            cursor.close()
-        if guarded and (description is None or connection.more_results() or not connection.get_autocommit()):
-            # Not a plain query (START TRANSACTION READ WRITE, SET autocommit = 0, LOCK TABLES, CALL...):
-            # it may have left a transaction or a lock in the session, so the connection is not reused.
-            connection.close()
-        if description is None:
+                self._next_read_only_transaction(connection)
+        if columns is None:
             return QueryResult(columns=[], rows=[], row_count=0)
-        return self._result([column[0] for column in description], rows, limit)
+        return self._result(columns, rows, limit)
+
+    @staticmethod
+    def _next_read_only_transaction(connection: Any) -> None:
+        """End the query's read-only transaction and open the next (read-only by the session too)."""
+        try:
+            connection.query(b"ROLLBACK AND CHAIN")
+        except MySQLdb.Error:
+            connection.close()  # not in a known state: never pooled again (a dead one is replaced anyway)
+
+    @staticmethod
+    def _rows(connection: Any, statement: bytes, limit: int) -> tuple[list[str] | None, list[Any]]:
+        """Run one statement with the driver's own query/store_result (the cursor adds nothing here)."""
+        connection.query(statement)
+        result = connection.store_result()
+        if result is None:
+            return None, []
+        return [column[0] for column in result.describe()], list(result.fetch_row(limit + 1, 0))
 
     def _session_intact(self, connection: Any) -> bool:
         return bool(connection.open)
@@ -195,7 +235,9 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
         connection.query("START TRANSACTION READ ONLY" if self.config.read_only else "START TRANSACTION")
 
     def _end(self, connection: Any, *, commit: bool) -> None:
-        if commit:
+        if self.config.read_only:
+            self._next_read_only_transaction(connection)  # back to the state pooled connections wait in
+        elif commit:
             connection.commit()
         else:
             connection.rollback()

@@ -36,6 +36,8 @@ class EngineSpec:
     backend_id_sql: ClassVar[str | None] = None  # SELECT ... AS id: the server's id of this connection
     # Statements that try to make the session (the pooled connection) read-write for later queries.
     read_write_switches: ClassVar[tuple[str, ...]] = ()
+    # Single statements that write while overriding the session's read-only mode ({table} is quoted).
+    read_only_bypasses: ClassVar[tuple[str, ...]] = ()
     # The same inside a read-only transaction(), as its first statement.
     transaction_read_write_switch: ClassVar[str | None] = None
     supports_kill: ClassVar[bool] = True
@@ -240,6 +242,11 @@ class DatabaseContract:
         for sql in (f"DELETE FROM {quoted}", f"UPDATE {quoted} SET qty = 99", f"INSERT INTO {quoted} (name) VALUES ('x')"):
             error = self._error(lambda s=sql: db.query(s))
             assert error.category == Category.PERMISSION, error
+        # Nor a statement that overrides the read-only mode for itself.
+        for sql in spec.read_only_bypasses:
+            error = self._error(lambda s=sql: db.query(s.format(table=quoted)))
+            assert error.category == Category.PERMISSION, (sql, error)
+            assert self._count(spec, table) == 1, sql
         # Neither can a second statement smuggled behind a harmless one.
         error = self._error(lambda: db.query(f"SELECT 1; DELETE FROM {quoted}"))
         assert error.category in (Category.INVALID, Category.PERMISSION)

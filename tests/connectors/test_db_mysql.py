@@ -24,6 +24,10 @@ class MySQLSpec(EngineSpec):
         "XA START 'hub'",
     )
     transaction_read_write_switch = "SET TRANSACTION READ WRITE"
+    read_only_bypasses = (
+        "SET STATEMENT tx_read_only = 0 FOR DELETE FROM {table}",
+        "SET STATEMENT tx_read_only = 0, max_statement_time = 0 FOR UPDATE {table} SET qty = 99",
+    )
 
     def __init__(self, tmp_path: Any) -> None:
         url = urlsplit(os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/test"))
