@@ -182,7 +182,7 @@ class RedisMetrics:
             flusher = self._flusher
         if self.flush_interval <= 0:
             self.flush()
-        elif flusher is None or not flusher.is_alive():
+        elif flusher is None:  # its loop survives errors, and a forked child gets None
             self._start_flusher()
 
     def _start_flusher(self) -> None:

@@ -48,9 +48,16 @@ def call_with_retry(policy: RetryPolicy, fn: Callable[[], T], *, sleep: Callable
     try:
         return fn()
     except ConnectorError as exc:
-        if policy.max_retries < 1 or not is_retryable(exc, policy):
-            raise
-        sleep(_wait_after(policy, exc, 1))
+        return retry_after_failure(policy, fn, exc, sleep=sleep)
+
+
+def retry_after_failure(
+    policy: RetryPolicy, fn: Callable[[], T], first: ConnectorError, *, sleep: Callable[[float], None]
+) -> T:
+    """The first attempt of ``fn`` failed with ``first``: re-raise it, or retry under the policy."""
+    if policy.max_retries < 1 or not is_retryable(first, policy):
+        raise first
+    sleep(_wait_after(policy, first, 1))
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

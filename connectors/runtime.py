@@ -85,11 +85,15 @@ class Runtime:
         ``retry=False``: one attempt only, for calls that must not run twice (a write whose
         outcome is unknown after a lost connection, a statement inside a transaction).
         """
-        if not retry:
+        try:
             return self._attempt(operation, fn)
-        from connectors.retry import call_with_retry
+        except ConnectorError as exc:
+            if not retry:
+                raise
+            # Almost every call succeeds first time, so tenacity is only reached after a failure.
+            from connectors.retry import retry_after_failure
 
-        return call_with_retry(self.retry, lambda: self._attempt(operation, fn), sleep=self.sleep)
+            return retry_after_failure(self.retry, lambda: self._attempt(operation, fn), exc, sleep=self.sleep)
 
     def _attempt(self, operation: str, fn: Callable[[], T]) -> T:
         if self.circuit is not None:

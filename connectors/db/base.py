@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import Field
 
-from connectors.base import BaseConfig, Connector, CredentialField
+from connectors.base import BaseConfig, Connector, ConnectorStatus, CredentialField
 from connectors.db.params import Dialect, Style, bind
 from connectors.errors import Category, ConnectorError
 
@@ -47,7 +47,7 @@ class DatabaseConfig(DatabaseOptions):
     ssl_ca: str | None = Field(None, description="Path of the CA bundle (PEM) that signs the server certificate.")
 
 
-@dataclass
+@dataclass(slots=True)
 class QueryResult:
     columns: list[str]
     rows: list[dict[str, Any]]
@@ -64,6 +64,10 @@ class Lease(Protocol):
     def release(self, *, discard: bool = False) -> None: ...
 
 
+class _ThreadTransaction(threading.local):
+    lease: Lease | None = None  # a class default: reading it costs no AttributeError
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -78,7 +82,7 @@ class DatabaseConnector(Connector[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._local = threading.local()  # the open transaction of this thread, if any
+        self._local = _ThreadTransaction()  # the open transaction of this thread, if any
         self._connect_lock = threading.RLock()
         self._tables: set[str] | None = None
         self._columns: dict[str, list[dict[str, Any]]] = {}
@@ -206,26 +210,38 @@ class DatabaseConnector(Connector[Any]):
         raise self._fail("every pooled connection was closed by the server", Category.NETWORK)
 
     def _transaction_lease(self) -> Lease | None:
-        return getattr(self._local, "lease", None)
+        return self._local.lease
 
-    def _execute(self, operation: str, work: Callable[[Any], T], *, write: bool = False) -> T:
-        """Run ``work(connection)`` under the runtime (circuit, rate limit, retry, metrics)."""
+    def _execute(
+        self, operation: str, work: Callable[[Any], T], *, write: bool = False, tx: Lease | None | bool = False
+    ) -> T:
+        """Run ``work(connection)`` under the runtime (circuit, rate limit, retry, metrics).
+
+        ``tx``: the caller already looked up this thread's transaction (a lease or None).
+        """
         if write and self.config.read_only:
             raise self._fail(f"{operation} refused: this integration is read-only", Category.PERMISSION)
-        tx = self._transaction_lease()
+        lease_in_tx = self._transaction_lease() if tx is False else tx
+        if lease_in_tx is not None:
+            held: Lease = lease_in_tx  # type: ignore[assignment]
 
-        def attempt() -> T:
-            if tx is not None:
+            def in_transaction() -> T:
                 try:
-                    return work(tx.connection)
+                    return work(held.connection)
                 except Exception as exc:
                     raise self._error(exc) from None
+
+            return self.runtime.call(operation, in_transaction, retry=False)
+
+        def attempt() -> T:
             # (Re)connecting happens inside the attempt, so an unreachable server counts towards
             # the circuit breaker and the metrics like any other failed call.
-            self.ensure_connected()
+            if self.status is not ConnectorStatus.READY:
+                self.ensure_connected()
             # A connection that died in the pool between the staleness check and use is replaced
             # at once for reads; writes report the failure (they may have reached the server).
-            for round_ in range(self.config.pool_size + 1):
+            rounds = self.config.pool_size + 1
+            for round_ in range(rounds):
                 try:
                     lease = self._acquire_live()
                 except ConnectorError:
@@ -237,23 +253,22 @@ class DatabaseConnector(Connector[Any]):
                 except Exception as exc:
                     dead = self._is_disconnect(exc, lease.connection)
                     lease.release(discard=dead)
-                    if dead and not write and round_ < self.config.pool_size:
+                    if dead and not write and round_ < rounds - 1:
                         continue
                     raise self._error(exc) from None
                 lease.release()
                 return result
             raise self._fail("no live connection", Category.NETWORK)  # unreachable: the loop returns or raises
 
-        return self.runtime.call(operation, attempt, retry=not write and tx is None)
+        return self.runtime.call(operation, attempt, retry=not write)
 
     # ---------------------------------------------------------------- reads
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None, *, max_rows: int | None = None) -> QueryResult:
         limit = self.config.max_rows if max_rows is None else max(1, min(max_rows, self.config.max_rows))
         text, values = bind(sql, params, self.dialect, self.param_style)
-        in_tx = self._transaction_lease() is not None
-        return self._execute(
-            "query", lambda conn: self._run_query(conn, text, values, limit, in_transaction=in_tx)
-        )
+        tx = self._transaction_lease()
+        in_tx, run_query = tx is not None, self._run_query
+        return self._execute("query", lambda conn: run_query(conn, text, values, limit, in_transaction=in_tx), tx=tx)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.fetch(sql, params).rows
@@ -408,11 +423,7 @@ class DatabaseConnector(Connector[Any]):
     @staticmethod
     def _result(columns: list[str], rows: list[Any], limit: int) -> QueryResult:
         truncated = len(rows) > limit
-        kept = rows[:limit]
-        return QueryResult(
-            columns=columns,
-            rows=[dict(zip(columns, row, strict=False)) for row in kept],
-            row_count=len(kept),
-            truncated=truncated,
-        )
+        if truncated:
+            rows = rows[:limit]
+        return QueryResult(columns, [dict(zip(columns, row)) for row in rows], len(rows), truncated)  # noqa: B905
 

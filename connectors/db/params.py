@@ -26,6 +26,7 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 class Converted:
     sql: str
     names: tuple[str, ...]  # in the order the driver expects the values (pyformat), or the set used
+    unchanged: bool = False  # no placeholder and nothing escaped: the text is the caller's own
 
 
 def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
@@ -94,18 +95,23 @@ def convert(sql: str, dialect: Dialect, style: Style) -> Converted:
         # Skipped literals and comments stay in the segment copied at the next placeholder or the end.
     tail = sql[start:]
     out.append(tail.replace("%", "%%") if escape_percent else tail)
-    return Converted("".join(out), tuple(names))
+    text = "".join(out)
+    return Converted(text, tuple(names), unchanged=text == sql)
 
 
 def bind(
     sql: str, params: Mapping[str, Any] | None, dialect: Dialect, style: Style
-) -> tuple[str, tuple[Any, ...] | dict[str, Any]]:
+) -> tuple[str, tuple[Any, ...] | dict[str, Any] | None]:
     """SQL in the driver's style and the values to pass with it; bad params are ``invalid``."""
+    converted = convert(sql, dialect, style)
+    if params is None and converted.unchanged:
+        # No parameters at all (the common health-check and catalog case): the driver is told so,
+        # which spares it parsing the statement for placeholders.
+        return converted.sql, (None if style == "pyformat" else {})
     if params is not None and not isinstance(params, Mapping):
         raise ConnectorError(
             "parameters must be a mapping of names to values (use :name in the SQL)", category=Category.INVALID
         )
-    converted = convert(sql, dialect, style)
     given = dict(params or {})
     missing = sorted({name for name in converted.names if name not in given})
     if missing:

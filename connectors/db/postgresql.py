@@ -19,6 +19,7 @@ snapshot, after which ``SET TRANSACTION READ WRITE`` is refused by the server.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -105,6 +106,12 @@ class PostgreSQLConnector(DatabaseConnector):
 
     _pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cursors: weakref.WeakKeyDictionary[psycopg.Connection[Any], psycopg.Cursor[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
     def _connect_kwargs(self) -> dict[str, Any]:
         config: DatabaseConfig = self.config
         timeout_ms = int(config.statement_timeout_seconds * 1000)
@@ -171,14 +178,24 @@ class PostgreSQLConnector(DatabaseConnector):
 
     # ---------------------------------------------------------------- statements
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            if cursor.statusmessage == "SET" and not in_transaction:
+        # One cursor per pooled connection, reused: a connection serves one caller at a time.
+        cursor = self._cursors.get(connection)
+        if cursor is None or cursor.closed:
+            cursor = self._cursors[connection] = connection.cursor()
+        cursor.execute(sql, values)
+        result = cursor.pgresult
+        if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+            if result is not None and result.command_status == b"SET" and not in_transaction:
                 connection.execute("RESET ALL")  # back to the startup values
-            description = cursor.description
-            if description is None:
+            if cursor.description is None:
                 return QueryResult(columns=[], rows=[], row_count=0)
-            return self._result([column.name for column in description], cursor.fetchmany(limit + 1), limit)
+            columns = [column.name for column in cursor.description]
+        elif connection.pgconn.parameter_status(b"client_encoding") == b"UTF8":
+            # The names straight from the result: building psycopg's Column objects costs more.
+            columns = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
+        else:
+            columns = [column.name for column in cursor.description or ()]
+        return self._result(columns, cursor.fetchmany(limit + 1), limit)
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
         with connection.cursor() as cursor:
