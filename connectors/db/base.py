@@ -1,8 +1,10 @@
 """The database family: one choke point (``_execute``) through the runtime; engines add driver specifics.
 
-Every call checks out a pooled connection, skips one the server has closed (a readable socket on an
-idle connection means the server hung up: checked without a round trip), runs the engine's code and
-maps driver errors to ``ConnectorError`` with messages built here, never with a DSN or a password.
+Every call checks out a pooled connection, runs the engine's code and maps driver errors to
+``ConnectorError`` with messages built here, never with a DSN or a password. A connection the server
+closed while it sat in the pool is replaced: before a write or a transaction it is spotted without
+a round trip (a readable socket on an idle connection means the server hung up); a read simply
+fails on it and runs again on another connection, which saves that check on the hot path.
 
 Read-only integrations are enforced by the database (each engine says how), not by reading the SQL.
 Writes are never retried by the runtime: a lost connection may have committed them.
@@ -201,10 +203,11 @@ class DatabaseConnector(Connector[Any]):
             return True
         return bool(readable)
 
-    def _acquire_live(self) -> Lease:
+    def _acquire_live(self, *, check_socket: bool = True) -> Lease:
         for _ in range(self.config.pool_size + 1):
             lease = self._acquire()
-            if not self._stale(lease.connection) and self._session_intact(lease.connection):
+            connection = lease.connection
+            if self._session_intact(connection) and not (check_socket and self._stale(connection)):
                 return lease
             lease.release(discard=True)
         raise self._fail("every pooled connection was closed by the server", Category.NETWORK)
@@ -243,7 +246,7 @@ class DatabaseConnector(Connector[Any]):
             rounds = self.config.pool_size + 1
             for round_ in range(rounds):
                 try:
-                    lease = self._acquire_live()
+                    lease = self._acquire_live(check_socket=write)
                 except ConnectorError:
                     raise
                 except Exception as exc:
