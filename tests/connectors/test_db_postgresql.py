@@ -68,3 +68,18 @@ class PostgreSQLSpec(EngineSpec):
 
 class TestPostgreSQL(DatabaseContract):
     spec_class = PostgreSQLSpec
+
+    def test_a_set_in_a_read_only_query_does_not_outlive_it(self, make: Any) -> None:
+        """A plain SET (statement_timeout here) is undone before the connection serves anyone else."""
+        db = make(pool_size=1, statement_timeout_seconds=0.5)
+        db.query("SET statement_timeout = 0")
+        assert db.query("SHOW statement_timeout") == [{"statement_timeout": "500ms"}]
+        error = self._error(lambda: db.query("SELECT pg_sleep(3)"))
+        assert error.category.value == "timeout"
+
+    def test_a_read_only_pool_never_reuses_a_session_switched_to_read_write(self, make: Any) -> None:
+        db = make(pool_size=1)
+        before = db.query("SELECT pg_backend_pid() AS pid")[0]["pid"]
+        db.query("SELECT set_config('default_transaction_read_only', 'off', false)")
+        after = db.query("SELECT pg_backend_pid() AS pid, current_setting('default_transaction_read_only') AS ro")[0]
+        assert after["pid"] != before and after["ro"] == "on"  # a fresh connection, read-only again
