@@ -105,6 +105,7 @@ class PostgreSQLConnector(DatabaseConnector):
     )
 
     _pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+    _per_query_transaction = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -145,6 +146,9 @@ class PostgreSQLConnector(DatabaseConnector):
         # a timeout, where we want to say "wrong password" or "connection refused".
         with psycopg.connect(**kwargs) as probe:
             self.server_version = str(probe.info.server_version)
+            # A server before 14, or a pooler such as PgBouncer, does not report the setting: then
+            # every read-only query runs in its own BEGIN READ ONLY ... ROLLBACK pipeline instead.
+            self._per_query_transaction = probe.pgconn.parameter_status(_READ_ONLY_DEFAULT) is None
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             "",
             kwargs=kwargs,
@@ -168,7 +172,11 @@ class PostgreSQLConnector(DatabaseConnector):
         return _PgLease(self._pool, self._pool.getconn())
 
     def _session_intact(self, connection: Any) -> bool:
-        return not self.config.read_only or connection.pgconn.parameter_status(_READ_ONLY_DEFAULT) == b"on"
+        return (
+            not self.config.read_only
+            or self._per_query_transaction
+            or connection.pgconn.parameter_status(_READ_ONLY_DEFAULT) == b"on"
+        )
 
     def _socket(self, connection: Any) -> int | None:
         try:
@@ -182,7 +190,18 @@ class PostgreSQLConnector(DatabaseConnector):
         cursor = self._cursors.get(connection)
         if cursor is None or cursor.closed:
             cursor = self._cursors[connection] = connection.cursor()
-        cursor.execute(sql, values)
+        if self._per_query_transaction and self.config.read_only and not in_transaction:
+            try:
+                with connection.pipeline():
+                    connection.execute("BEGIN READ ONLY")
+                    cursor.execute(sql, values)
+                    connection.execute("ROLLBACK")  # also undoes any SET the query made
+            except psycopg.Error:
+                if connection.info.transaction_status == pq.TransactionStatus.INERROR:
+                    connection.execute("ROLLBACK")
+                raise
+        else:
+            cursor.execute(sql, values)
         result = cursor.pgresult
         if result is None or result.status != pq.ExecStatus.TUPLES_OK:
             if result is not None and result.command_status == b"SET" and not in_transaction:

@@ -8,7 +8,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+import pytest
 
+from connectors.db.postgresql import PostgreSQLConnector
 from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec
 
 
@@ -83,3 +85,24 @@ class TestPostgreSQL(DatabaseContract):
         db.query("SELECT set_config('default_transaction_read_only', 'off', false)")
         after = db.query("SELECT pg_backend_pid() AS pid, current_setting('default_transaction_read_only') AS ro")[0]
         assert after["pid"] != before and after["ro"] == "on"  # a fresh connection, read-only again
+
+
+class TestPostgreSQLWithoutTheReportedSetting(TestPostgreSQL):
+    """The whole contract again as a server before 14 (or PgBouncer) would be served: it does not
+    report default_transaction_read_only, so each read-only query gets its own read-only transaction."""
+
+    @pytest.fixture(autouse=True)
+    def unreported(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        opened = PostgreSQLConnector._open_pool
+
+        def open_as_if_unreported(connector: PostgreSQLConnector) -> None:
+            opened(connector)
+            assert connector._per_query_transaction is False  # this machine's server reports it
+            connector._per_query_transaction = True
+
+        monkeypatch.setattr(PostgreSQLConnector, "_open_pool", open_as_if_unreported)
+
+    def test_a_read_only_pool_never_reuses_a_session_switched_to_read_write(self, make: Any) -> None:
+        db = make(pool_size=1)  # no setting to watch: the switch is undone by the query's ROLLBACK
+        db.query("SELECT set_config('default_transaction_read_only', 'off', false)")
+        assert db.query("SELECT current_setting('default_transaction_read_only') AS ro") == [{"ro": "on"}]
