@@ -16,6 +16,11 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from integrations.models import Integration
 from integrations.observability import EVENTS_GROUP
 
+try:  # what Daphne raises for a message sent to a socket the client has just closed
+    from autobahn.exception import Disconnected as _Disconnected
+except ImportError:  # another ASGI server: the ASGI spec asks for an OSError there
+    _Disconnected = OSError  # type: ignore[assignment,misc]
+
 _REFRESH_SECONDS = 10.0
 _MEMBERSHIP_EVENTS = {"created", "updated", "deleted"}
 
@@ -40,6 +45,14 @@ class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(EVENTS_GROUP, self.channel_name)
         await self.accept()
         await self.send_json({"event": "hello", "integrations": sorted(self.visible)})
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """A client may leave while a reply or an event is on its way (a closed tab, a ping answered
+        after the close): there is no one to deliver it to, which is not an error for the log."""
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except (_Disconnected, OSError):
+            pass
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "user"):
