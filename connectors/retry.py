@@ -42,19 +42,13 @@ def _wait_after(policy: RetryPolicy, exc: BaseException | None, attempt_number: 
     return backoff_seconds(policy, attempt_number)
 
 
-def call_with_retry(policy: RetryPolicy, fn: Callable[[], T], *, sleep: Callable[[float], None]) -> T:
-    # The first attempt runs outside tenacity: building its state machine costs ~30 us, more than a
-    # database round trip, and almost every call succeeds first time.
-    try:
-        return fn()
-    except ConnectorError as exc:
-        return retry_after_failure(policy, fn, exc, sleep=sleep)
-
-
 def retry_after_failure(
     policy: RetryPolicy, fn: Callable[[], T], first: ConnectorError, *, sleep: Callable[[float], None]
 ) -> T:
-    """The first attempt of ``fn`` failed with ``first``: re-raise it, or retry under the policy."""
+    """The first attempt of ``fn`` failed with ``first``: re-raise it, or retry under the policy.
+
+    The first attempt runs outside tenacity (in ``Runtime.call``): building its state machine costs
+    more than a database round trip, and almost every call succeeds first time."""
     if policy.max_retries < 1 or not is_retryable(first, policy):
         raise first
     sleep(_wait_after(policy, first, 1))
