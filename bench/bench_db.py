@@ -85,20 +85,35 @@ def engines(sqlite_path: str) -> dict[str, tuple[dict[str, Any], dict[str, str],
     my = server_where(os.environ.get("MYSQL_URL", "mysql://root@127.0.0.1:3306/test"), 3306)
 
     def pg_raw() -> Any:
-        return psycopg.connect(host=pg["host"], port=pg["port"], dbname=pg["database"], user=pg["username"],
-                               password=pg["password"] or None, autocommit=True)
+        return psycopg.connect(
+            host=pg["host"],
+            port=pg["port"],
+            dbname=pg["database"],
+            user=pg["username"],
+            password=pg["password"] or None,
+            autocommit=True,
+        )
 
     def my_raw() -> Any:
-        return MySQLdb.connect(host=my["host"], port=my["port"], database=my["database"], user=my["username"],
-                               password=my["password"], autocommit=True)
+        return MySQLdb.connect(
+            host=my["host"],
+            port=my["port"],
+            database=my["database"],
+            user=my["username"],
+            password=my["password"],
+            autocommit=True,
+        )
 
     def sqlite_raw() -> Any:
         return sqlite3.connect(sqlite_path, isolation_level=None)
 
     def split(where: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
         config = {k: v for k, v in where.items() if k != "password"}
-        return config, ({"password": where["password"]} if where["password"] else {}), (
-            "basic" if where["password"] else "none")
+        return (
+            config,
+            ({"password": where["password"]} if where["password"] else {}),
+            ("basic" if where["password"] else "none"),
+        )
 
     return {
         "postgresql": (*split(pg), pg_raw),
@@ -118,8 +133,9 @@ def raw_select(connection: Any) -> Callable[[], Any]:
     return run
 
 
-def connector(kind: str, config: dict[str, Any], credentials: dict[str, str], auth_type: str,
-              runtime: Runtime) -> DatabaseConnector:
+def connector(
+    kind: str, config: dict[str, Any], credentials: dict[str, str], auth_type: str, runtime: Runtime
+) -> DatabaseConnector:
     db = build(kind, config | {"pool_size": 1}, credentials, runtime, auth_type=auth_type)
     assert isinstance(db, DatabaseConnector)
     db.connect()
@@ -187,8 +203,10 @@ def main() -> int:
     print("  memory / redis: full stack (limiter on, circuit breaker, metrics) in process / shared via Redis")
     print("  ro = read_only (the default: database-enforced read-only mode), rw = read-write")
     print("  placement: this process and the server on one CPU, or on two (see the module docstring)\n")
-    header = (f"{'engine':<11} {'placement':<9} {'raw':>6} {'pool ro':>8} {'mem ro':>7} {'redis ro':>9} {'pool rw':>8}"
-              f" {'redis rw':>9}  {'added':>6}  {'redis ro/raw':>12}  target <= 1.15x")
+    header = (
+        f"{'engine':<11} {'placement':<9} {'raw':>6} {'pool ro':>8} {'mem ro':>7} {'redis ro':>9} {'pool rw':>8}"
+        f" {'redis rw':>9}  {'added':>6}  {'redis ro/raw':>12}  target <= 1.15x"
+    )
     print(header)
     print("-" * len(header))
     pooled_pg: float | None = None
@@ -203,13 +221,14 @@ def main() -> int:
         rw = config | {"read_only": False}
         dbs = {
             "pool ro": connector(kind, config, credentials, auth_type, Runtime(key=f"{key}-bare")),
-            "mem ro": connector(kind, config, credentials, auth_type,
-                                make_runtime(key, UNTHROTTLED, redis_url=None)),
-            "redis ro": connector(kind, config, credentials, auth_type,
-                                  make_runtime(key, UNTHROTTLED, redis_url=redis_url, prefix=prefix)),
+            "mem ro": connector(kind, config, credentials, auth_type, make_runtime(key, UNTHROTTLED, redis_url=None)),
+            "redis ro": connector(
+                kind, config, credentials, auth_type, make_runtime(key, UNTHROTTLED, redis_url=redis_url, prefix=prefix)
+            ),
             "pool rw": connector(kind, rw, credentials, auth_type, Runtime(key=f"{key}-bare-rw")),
-            "redis rw": connector(kind, rw, credentials, auth_type,
-                                  make_runtime(key, UNTHROTTLED, redis_url=redis_url, prefix=prefix)),
+            "redis rw": connector(
+                kind, rw, credentials, auth_type, make_runtime(key, UNTHROTTLED, redis_url=redis_url, prefix=prefix)
+            ),
         }
         server_tasks: list[int] = []
         if kind in SERVER_TASK_SQL:
@@ -225,9 +244,11 @@ def main() -> int:
             why = pin(client_cpu, server_cpu, server_tasks)
             m = medians_us(variants, args.runs)
             ratio = m["redis ro"] / m["raw"]
-            print(f"{kind:<11} {label:<9} {m['raw']:6.1f} {m['pool ro']:8.1f} {m['mem ro']:7.1f} {m['redis ro']:9.1f} "
-                  f"{m['pool rw']:8.1f} {m['redis rw']:9.1f}  {m['redis ro'] - m['raw']:6.1f}  {ratio:11.2f}x  "
-                  f"{'ok' if ratio <= 1.15 else 'MISSED'} {why}".rstrip())
+            print(
+                f"{kind:<11} {label:<9} {m['raw']:6.1f} {m['pool ro']:8.1f} {m['mem ro']:7.1f} {m['redis ro']:9.1f} "
+                f"{m['pool rw']:8.1f} {m['redis rw']:9.1f}  {m['redis ro'] - m['raw']:6.1f}  {ratio:11.2f}x  "
+                f"{'ok' if ratio <= 1.15 else 'MISSED'} {why}".rstrip()
+            )
             if kind == "postgresql" and label != "same CPU":
                 pooled_pg = m["pool ro"]
         pin(None, None, server_tasks)  # give the server its CPUs back (MariaDB reuses its threads)
@@ -244,15 +265,25 @@ def main() -> int:
                 return conn.execute("SELECT 1").fetchall()
 
         pooled = connector("postgresql", config, credentials, auth_type, Runtime(key=f"{prefix}-pooled"))
-        m = medians_us({"per call": connect_per_call, "pooled": lambda: pooled.query("SELECT 1")},
-                       max(50, args.runs // 20), rounds=5)
+        m = medians_us(
+            {"per call": connect_per_call, "pooled": lambda: pooled.query("SELECT 1")},
+            max(50, args.runs // 20),
+            rounds=5,
+        )
         pooled.disconnect()
         per_call, pooled_pg = m["per call"], m["pooled"]
         verdict = "ok" if per_call / pooled_pg >= 10 else "MISSED"
-        print(f"\nPostgreSQL, unpinned: connect per call {per_call:.0f} us vs pooled connector {pooled_pg:.0f} us: "
-              f"pooled is {per_call / pooled_pg:.1f}x faster (target >= 10x) {verdict}")
-    redis.Redis.from_url(redis_url).delete(*[f"{prefix}:{what}:{prefix}-{kind}" for what in ("ratelimit", "circuit")
-                                             for kind in ("postgresql", "mysql", "sqlite")])
+        print(
+            f"\nPostgreSQL, unpinned: connect per call {per_call:.0f} us vs pooled connector {pooled_pg:.0f} us: "
+            f"pooled is {per_call / pooled_pg:.1f}x faster (target >= 10x) {verdict}"
+        )
+    redis.Redis.from_url(redis_url).delete(
+        *[
+            f"{prefix}:{what}:{prefix}-{kind}"
+            for what in ("ratelimit", "circuit")
+            for kind in ("postgresql", "mysql", "sqlite")
+        ]
+    )
     tmp.cleanup()
     return 0
 

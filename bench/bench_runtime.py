@@ -90,24 +90,52 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     hr_db = workdir / "hr.sqlite3"
     db = sqlite3.connect(hr_db)
-    db.executescript("CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO employees VALUES (1, 'Ada');")
+    db.executescript(
+        "CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO employees VALUES (1, 'Ada');"
+    )
     db.close()
 
     processes: list[ManagedProcess] = []
     child_env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     try:
         port = free_port()
-        web = ManagedProcess("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                        "config.asgi:application"], child_env, workdir).start()
+        web = ManagedProcess(
+            "daphne",
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            child_env,
+            workdir,
+        ).start()
         processes.append(web)
         for n in range(args.workers):
-            processes.append(ManagedProcess(
-                f"worker{n}", [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
-                               "-P", "prefork", "-c", "1", "-n", f"bench{n}@%h", "--without-gossip",
-                               "--without-mingle"], child_env, workdir).start())
+            processes.append(
+                ManagedProcess(
+                    f"worker{n}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "config",
+                        "worker",
+                        "-l",
+                        os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
+                        "-P",
+                        "prefork",
+                        "-c",
+                        "1",
+                        "-n",
+                        f"bench{n}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                    child_env,
+                    workdir,
+                ).start()
+            )
         web.wait_ready(lambda: port_open(port), 60)
-        wait_until(lambda: sum(1 for _ in client.scan_iter("hub:alive:worker:*")) >= args.workers, 90, 0.2,
-                   "the workers")
+        wait_until(
+            lambda: sum(1 for _ in client.scan_iter("hub:alive:worker:*")) >= args.workers, 90, 0.2, "the workers"
+        )
 
         staff = get_user_model().objects.create_user("bench", is_staff=True)
         ws = WSClient(f"ws://127.0.0.1:{port}/ws/integrations/", session_cookie_for(staff), f"http://127.0.0.1:{port}")
@@ -115,8 +143,16 @@ def main() -> int:
 
         ids = [f"bench_{n:05d}" for n in range(args.integrations)]
         Integration.objects.bulk_create(
-            Integration(id=i, name=i, kind="sqlite", auth_type="none", config={"path": str(hr_db)},
-                        status=Status.CONNECTED, health_check_interval=3600) for i in ids
+            Integration(
+                id=i,
+                name=i,
+                kind="sqlite",
+                auth_type="none",
+                config={"path": str(hr_db)},
+                status=Status.CONNECTED,
+                health_check_interval=3600,
+            )
+            for i in ids
         )
 
         # --- 1. dispatch → event row → push, for every integration; first with connectors to build
@@ -135,27 +171,37 @@ def main() -> int:
                 pushed.add(message["integration"])
                 first_push = first_push or time.perf_counter() - started
             pushes_done = time.perf_counter() - started
-            wait_until(lambda: IntegrationEvent.objects.filter(type="health_check").count() >= len(ids), 60, 0.05,
-                       "the event rows")
+            wait_until(
+                lambda: IntegrationEvent.objects.filter(type="health_check").count() >= len(ids),
+                60,
+                0.05,
+                "the event rows",
+            )
             rows_done = time.perf_counter() - started
-            return {"elapsed": max(pushes_done, rows_done), "first_push": first_push, "rows": rows_done,
-                    "pushes": pushes_done,
-                    "healthy": IntegrationEvent.objects.filter(type="health_check", ok=True).count()}
+            return {
+                "elapsed": max(pushes_done, rows_done),
+                "first_push": first_push,
+                "rows": rows_done,
+                "pushes": pushes_done,
+                "healthy": IntegrationEvent.objects.filter(type="health_check", ok=True).count(),
+            }
 
         rounds = {"cold": round_trip(), "warm": round_trip()}
 
         # --- 2. worker status change → WebSocket client
         latencies: list[float] = []
         broken = ids[: args.status_changes]
-        Integration.objects.filter(pk__in=broken).update(config={"path": str(workdir / "missing.sqlite3")},
-                                                         config_version=2)
+        Integration.objects.filter(pk__in=broken).update(
+            config={"path": str(workdir / "missing.sqlite3")}, config_version=2
+        )
         mark = ws.mark()
         for integration_id in broken:
             tasks.health_check_integration.delay(integration_id)
             time.sleep(0.02)
         for integration_id in broken:
-            message = ws.wait_for(lambda m, i=integration_id: m["event"] == "status_change" and m["integration"] == i,
-                                  60, since=mark)
+            message = ws.wait_for(
+                lambda m, i=integration_id: m["event"] == "status_change" and m["integration"] == i, 60, since=mark
+            )
             sent_at = datetime.fromisoformat(message["at"]).timestamp()
             latencies.append((message["_received_at"] - sent_at) * 1000)
         ws.close()
@@ -165,18 +211,24 @@ def main() -> int:
         if os.environ.get("BENCH_KEEP_WORKDIR") != "1":  # logs are kept on request, for a failed run
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"bench_runtime: {args.integrations} integrations, {args.workers} worker processes, hub database "
-          f"{'SQLite' if not args.database_url else args.database_url.split(':', 1)[0]}, Redis {args.redis_url}")
+    print(
+        f"bench_runtime: {args.integrations} integrations, {args.workers} worker processes, hub database "
+        f"{'SQLite' if not args.database_url else args.database_url.split(':', 1)[0]}, Redis {args.redis_url}"
+    )
     target = THROUGHPUT_TARGET_S * args.integrations / 1000
     for name, label in (("cold", "connectors built on first use"), ("warm", "connectors held open")):
         r = rounds[name]
-        print(f"  health checks end to end (dispatch -> event row -> push), {label}: {r['elapsed']:.2f} s "
-              f"({args.integrations / r['elapsed']:.0f} checks/s; first push {r['first_push']:.2f} s; "
-              f"{r['healthy']:.0f} healthy)  target <= {target:.0f} s: {'OK' if r['elapsed'] <= target else 'MISSED'}")
+        print(
+            f"  health checks end to end (dispatch -> event row -> push), {label}: {r['elapsed']:.2f} s "
+            f"({args.integrations / r['elapsed']:.0f} checks/s; first push {r['first_push']:.2f} s; "
+            f"{r['healthy']:.0f} healthy)  target <= {target:.0f} s: {'OK' if r['elapsed'] <= target else 'MISSED'}"
+        )
     p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
-    print(f"  push latency, worker status change -> WebSocket client ({len(latencies)} changes): "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms  target p95 <= {LATENCY_TARGET_MS:.0f} ms: "
-          f"{'OK' if p95 <= LATENCY_TARGET_MS else 'MISSED'}")
+    print(
+        f"  push latency, worker status change -> WebSocket client ({len(latencies)} changes): "
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(latencies):.1f} ms  target p95 <= {LATENCY_TARGET_MS:.0f} ms: "
+        f"{'OK' if p95 <= LATENCY_TARGET_MS else 'MISSED'}"
+    )
     return 0
 
 

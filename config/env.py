@@ -53,7 +53,9 @@ _DB_ENGINES = {
     "django.db.backends.postgresql": "postgresql",
     "django.db.backends.mysql": "mysql",
 }
-_DB_EXAMPLES = "sqlite:////path/to/hub.sqlite3, postgres://user:password@host:5432/name or mysql://user:password@host:3306/name"
+_DB_EXAMPLES = (
+    "sqlite:////path/to/hub.sqlite3, postgres://user:password@host:5432/name or mysql://user:password@host:3306/name"
+)
 
 
 def env_database(name: str, default: str) -> dict:

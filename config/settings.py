@@ -275,8 +275,14 @@ CHANNEL_LAYERS = {
             # longer one every idle consumer dies with "Timeout reading" (channels_redis issue 422).
             # After a Redis restart every pooled connection is dead; one immediate retry on a fresh connection
             # (redis-py's retry_on_error) keeps the first WebSocket handshake and push afterwards from failing.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5,
-                       "retry_on_error": [RedisConnectionError]}],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "socket_connect_timeout": 5,
+                    "retry_on_error": [RedisConnectionError],
+                }
+            ],
             "capacity": 1000,
             "expiry": 60,
             "prefix": "hub-asgi",

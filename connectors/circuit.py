@@ -192,8 +192,9 @@ class RedisCircuitBreaker:
             raise store_unreachable("circuit-breaker", exc) from None
         code, wait = int(code), float(seconds)
         with self._lock:
-            self._seen[key] = _Seen(at=time.monotonic(), closed_clean=code == 0 and int(failures) == 0,
-                                    probing=code == 2)
+            self._seen[key] = _Seen(
+                at=time.monotonic(), closed_clean=code == 0 and int(failures) == 0, probing=code == 2
+            )
         if code == 1:
             raise _open_error(key, wait)
         if code == 3:

@@ -29,7 +29,9 @@ def kinds() -> list[str]:
 
 def get(kind: str) -> type[Connector[Any]]:
     if kind not in CONNECTORS:
-        raise ConfigError(f"unknown kind {kind!r}; expected one of: {', '.join(CONNECTORS)}", {"kind": ["unknown kind"]})
+        raise ConfigError(
+            f"unknown kind {kind!r}; expected one of: {', '.join(CONNECTORS)}", {"kind": ["unknown kind"]}
+        )
     if kind not in _cache:
         module_path, _, class_name = CONNECTORS[kind][1].rpartition(".")
         _cache[kind] = getattr(import_module(module_path), class_name)
@@ -52,7 +54,9 @@ def validate_config(kind: str, config: Mapping[str, Any] | None) -> BaseConfig:
         for err in exc.errors():
             name = ".".join(str(part) for part in err["loc"]) or "config"
             errors.setdefault(name, []).append(err["msg"])
-        raise ConfigError("invalid config: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()), errors) from None
+        raise ConfigError(
+            "invalid config: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()), errors
+        ) from None
 
 
 # Credentials the hub writes itself (never typed by an operator), valid on every kind.

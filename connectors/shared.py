@@ -61,7 +61,9 @@ def metrics_snapshot(key: str, *, redis_url: str | None, prefix: str = "hub") ->
     return metrics_for(redis_url, prefix=prefix).snapshot(key)
 
 
-def _circuit(redis_url: str | None, prefix: str, threshold: int, cooldown: float) -> MemoryCircuitBreaker | RedisCircuitBreaker:
+def _circuit(
+    redis_url: str | None, prefix: str, threshold: int, cooldown: float
+) -> MemoryCircuitBreaker | RedisCircuitBreaker:
     with _lock:
         if not redis_url:
             memory = _memory_circuits.get((threshold, cooldown))

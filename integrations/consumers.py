@@ -62,7 +62,7 @@ class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
         """A frame that is not JSON text gets an error message; it must not crash the consumer (which closed
         the socket with a traceback in the server's log)."""
         if text_data is None:
-            await self.send_json({"event": "error", "message": "send JSON text frames, e.g. {\"type\": \"ping\"}"})
+            await self.send_json({"event": "error", "message": 'send JSON text frames, e.g. {"type": "ping"}'})
             return
         try:
             content = await self.decode_json(text_data)
@@ -76,7 +76,7 @@ class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"event": "pong"})
         else:
-            await self.send_json({"event": "error", "message": "this socket only answers {\"type\": \"ping\"}"})
+            await self.send_json({"event": "error", "message": 'this socket only answers {"type": "ping"}'})
 
     async def hub_events(self, message: dict[str, Any]) -> None:
         for payload in message["payloads"]:

@@ -49,8 +49,9 @@ def redis_client() -> redis.Redis:
     """One client per process (a fork gets its own: sockets must not be shared across processes)."""
     global _client, _client_pid
     if _client is None or _client_pid != os.getpid():
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2,
-                                       health_check_interval=30)
+        _client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+        )
         _client_pid = os.getpid()
     return _client
 
@@ -62,8 +63,12 @@ def _db_tag() -> str:
 
 
 def _unavailable() -> ConnectorError:
-    return ConnectorError("the task queue (Redis at REDIS_URL) is unreachable; is redis-server running?",
-                          category=Category.UNAVAILABLE, permanent=False, retry_after=5)
+    return ConnectorError(
+        "the task queue (Redis at REDIS_URL) is unreachable; is redis-server running?",
+        category=Category.UNAVAILABLE,
+        permanent=False,
+        retry_after=5,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,12 +80,18 @@ def make_runtime(integration_id: str, typed_config: BaseConfig, token_provider: 
     """The shared runtime (Redis rate limit, circuit and metrics), plus our Prometheus histogram."""
     from connectors.shared import make_runtime as connectors_runtime
 
-    retry = RetryPolicy(max_retries=settings.CONNECTOR_MAX_RETRIES,
-                        initial_backoff=settings.CONNECTOR_RETRY_BACKOFF_MS / 1000)
-    runtime = connectors_runtime(key=integration_id, rate_limit=typed_config.rate_limit,
-                                 redis_url=settings.REDIS_URL, token_provider=token_provider, retry=retry,
-                                 circuit_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
-                                 circuit_cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS))
+    retry = RetryPolicy(
+        max_retries=settings.CONNECTOR_MAX_RETRIES, initial_backoff=settings.CONNECTOR_RETRY_BACKOFF_MS / 1000
+    )
+    runtime = connectors_runtime(
+        key=integration_id,
+        rate_limit=typed_config.rate_limit,
+        redis_url=settings.REDIS_URL,
+        token_provider=token_provider,
+        retry=retry,
+        circuit_threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+        circuit_cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS),
+    )
     runtime.metrics = HistogramSink(runtime.metrics)
     return runtime
 
@@ -224,8 +235,9 @@ def publish_event(payload: dict[str, Any]) -> None:
     try:
         _publisher.send(EVENTS_GROUP, {"type": "hub.event", "payload": payload})
     except Exception as exc:
-        log.warning("live push of %s for %s lost: %s", payload.get("event"), payload.get("integration"),
-                    type(exc).__name__)
+        log.warning(
+            "live push of %s for %s lost: %s", payload.get("event"), payload.get("integration"), type(exc).__name__
+        )
 
 
 def publish_events(payloads: list[dict[str, Any]]) -> None:
@@ -253,9 +265,18 @@ def maybe_push_metrics(integration_id: str, snapshot: Callable[[], dict[str, Any
         metrics = snapshot()
     except Exception:
         return
-    publish_event({"event": "metrics", "integration": integration_id, "status": None, "ok": None,
-                   "latency_ms": metrics.get("avg_latency_ms"), "message": "", "at": timezone.now().isoformat(),
-                   "metrics": metrics})
+    publish_event(
+        {
+            "event": "metrics",
+            "integration": integration_id,
+            "status": None,
+            "ok": None,
+            "latency_ms": metrics.get("avg_latency_ms"),
+            "message": "",
+            "at": timezone.now().isoformat(),
+            "metrics": metrics,
+        }
+    )
 
 
 def _invalidation_channel() -> str:
@@ -289,8 +310,13 @@ def _listen(discard: Callable[[str, int | None], bool]) -> None:
     while True:
         try:
             # No read timeout: the subscription is idle most of the time (redis-py 8 would cut it every 5 s).
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=None,
-                                          socket_keepalive=True, health_check_interval=30)
+            client = redis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_connect_timeout=2,
+                socket_timeout=None,
+                socket_keepalive=True,
+                health_check_interval=30,
+            )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(_invalidation_channel())
             for message in pubsub.listen():
@@ -316,8 +342,10 @@ def _op_key(operation_id: str) -> str:
 def remember_operation(operation_id: str, operation: str, integration_id: str, actor: str) -> None:
     try:
         client = redis_client()
-        client.hset(_op_key(operation_id), mapping={"operation": operation, "integration": integration_id,
-                                                    "actor": actor, "created": time.time()})
+        client.hset(
+            _op_key(operation_id),
+            mapping={"operation": operation, "integration": integration_id, "actor": actor, "created": time.time()},
+        )
         client.expire(_op_key(operation_id), int(settings.CELERY_RESULT_EXPIRES))
     except redis.RedisError:
         raise _unavailable() from None
@@ -374,15 +402,24 @@ class HubCollector:
 
         from integrations.models import Integration, Status
 
-        requests = CounterMetricFamily("hub_integration_requests", "Requests made by connectors (all processes).",
-                                       labels=["integration", "kind", "outcome"])
-        latency = HistogramMetricFamily("hub_integration_request_latency_seconds",
-                                        "Latency of connector requests (all processes).",
-                                        labels=["integration", "kind"])
-        health = GaugeMetricFamily("hub_integration_health",
-                                   "1 connected, 0.5 degraded, 0 otherwise.", labels=["integration", "kind"])
-        status = GaugeMetricFamily("hub_integration_status", "1 for the integration's current status.",
-                                   labels=["integration", "kind", "status"])
+        requests = CounterMetricFamily(
+            "hub_integration_requests",
+            "Requests made by connectors (all processes).",
+            labels=["integration", "kind", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "hub_integration_request_latency_seconds",
+            "Latency of connector requests (all processes).",
+            labels=["integration", "kind"],
+        )
+        health = GaugeMetricFamily(
+            "hub_integration_health", "1 connected, 0.5 degraded, 0 otherwise.", labels=["integration", "kind"]
+        )
+        status = GaugeMetricFamily(
+            "hub_integration_status",
+            "1 for the integration's current status.",
+            labels=["integration", "kind", "status"],
+        )
         rows = list(Integration.objects.values_list("id", "kind", "status"))
         client = redis_client()
         pipe = client.pipeline(transaction=False)
@@ -428,8 +465,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     if not _metrics_allowed(request):
-        response = HttpResponse("metrics need a staff login or Authorization: Bearer <METRICS_TOKEN>\n",
-                                status=401, content_type="text/plain")
+        response = HttpResponse(
+            "metrics need a staff login or Authorization: Bearer <METRICS_TOKEN>\n",
+            status=401,
+            content_type="text/plain",
+        )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     registry = CollectorRegistry(auto_describe=False)

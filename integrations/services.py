@@ -304,9 +304,11 @@ def create_integration(
         EventType.CONFIG_CHANGE,
         actor=_actor_name(actor),
         message="created",
-        detail={"created": True, "fields": sorted(["name", "kind", "auth_type", "config", "enabled",
-                                                   "health_check_interval"]),
-                "credentials": sorted(clean_credentials)},
+        detail={
+            "created": True,
+            "fields": sorted(["name", "kind", "auth_type", "config", "enabled", "health_check_interval"]),
+            "credentials": sorted(clean_credentials),
+        },
     )
     push("created", integration, message=f"{integration.name} created")
     return integration
@@ -390,19 +392,24 @@ def delete_integration(integration_id: str, *, actor: Any) -> None:
     if integration is None:
         raise Integration.DoesNotExist(f"no integration {integration_id!r}")
     close_connector(integration_id)
-    record_event(integration, EventType.CONFIG_CHANGE, actor=_actor_name(actor), message="deleted",
-                 detail={"deleted": True})
+    record_event(
+        integration, EventType.CONFIG_CHANGE, actor=_actor_name(actor), message="deleted", detail={"deleted": True}
+    )
     push("deleted", integration, status=Status.DISCONNECTED, message=f"{integration.name} deleted")
     integration.delete()
     transaction.on_commit(lambda: observability.forget_shared_state(integration_id))
 
 
-def _enqueue(operation: str, integration_id: str, actor: Any, *, prepare: Callable[[Integration], None] | None = None
-             ) -> str:
+def _enqueue(
+    operation: str, integration_id: str, actor: Any, *, prepare: Callable[[Integration], None] | None = None
+) -> str:
     from integrations import tasks
 
-    task = {"connect": tasks.connect_integration, "disconnect": tasks.disconnect_integration,
-            "test": tasks.test_integration}[operation]
+    task = {
+        "connect": tasks.connect_integration,
+        "disconnect": tasks.disconnect_integration,
+        "test": tasks.test_integration,
+    }[operation]
     operation_id = str(uuid.uuid4())
     with transaction.atomic():
         integration = Integration.objects.select_for_update().filter(pk=integration_id).first()
@@ -429,7 +436,9 @@ def request_connect(integration_id: str, *, actor: Any) -> str:
 
     def prepare(integration: Integration) -> None:
         if not integration.enabled:
-            raise ConfigError(f"{integration.id} is disabled; enable it first", {"enabled": ["integration is disabled"]})
+            raise ConfigError(
+                f"{integration.id} is disabled; enable it first", {"enabled": ["integration is disabled"]}
+            )
         record_event(integration, EventType.CONNECT, actor=actor_name, message="connect requested")
         set_status(integration, Status.CONNECTING, message="connect requested", actor=actor_name)
 
@@ -465,8 +474,13 @@ def operation_status(operation_id: str) -> dict[str, Any]:
     record = observability.operation_record(operation_id)
     if record is None:
         raise OperationNotFound(operation_id)
-    status: dict[str, Any] = {"id": operation_id, "state": "pending", "result": None,
-                              "operation": record.get("operation"), "integration": record.get("integration")}
+    status: dict[str, Any] = {
+        "id": operation_id,
+        "state": "pending",
+        "result": None,
+        "operation": record.get("operation"),
+        "integration": record.get("integration"),
+    }
     if record.get("error"):
         status.update(state="failed", result={"ok": False, "message": record["error"]})
         return status
@@ -509,8 +523,13 @@ def _load(integration_id: str) -> Integration | None:
 def _error_result(exc: ConnectorError) -> dict[str, Any]:
     # Plain transient errors were already retried with backoff inside the connector's choke point; what
     # is left worth rescheduling is a failure that says when to come back (rate limit, open circuit).
-    return {"ok": False, "category": exc.category.value, "message": exc.message,
-            "retryable": not exc.permanent and exc.retry_after is not None, "retry_after": exc.retry_after}
+    return {
+        "ok": False,
+        "category": exc.category.value,
+        "message": exc.message,
+        "retryable": not exc.permanent and exc.retry_after is not None,
+        "retry_after": exc.retry_after,
+    }
 
 
 def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
@@ -530,23 +549,39 @@ def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
         connector.connect()
         test_result = connector.test_connection()
         if not test_result.ok:
-            raise ConnectorError(test_result.message or "connection test failed",
-                                 category=test_result.category or Category.UNKNOWN,
-                                 retry_after=test_result.details.get("retry_after"))
+            raise ConnectorError(
+                test_result.message or "connection test failed",
+                category=test_result.category or Category.UNKNOWN,
+                retry_after=test_result.details.get("retry_after"),
+            )
     except ConnectorError as exc:
         latency_ms = (time.perf_counter() - started) * 1000
         result = _error_result(exc) | {"latency_ms": round(latency_ms, 2)}
         if result["retryable"] and not final:
-            record_event(integration, EventType.CONNECT, ok=False, latency_ms=latency_ms,
-                         message=f"{exc.category.value}: {exc.message} (will retry)",
-                         detail={"category": exc.category.value, "retry_after": exc.retry_after})
+            record_event(
+                integration,
+                EventType.CONNECT,
+                ok=False,
+                latency_ms=latency_ms,
+                message=f"{exc.category.value}: {exc.message} (will retry)",
+                detail={"category": exc.category.value, "retry_after": exc.retry_after},
+            )
             return result | {"status": integration.status}
         live_connectors.discard(integration.id)
         with transaction.atomic():
-            record_event(integration, EventType.CONNECT, ok=False, latency_ms=latency_ms,
-                         message=f"{exc.category.value}: {exc.message}", detail={"category": exc.category.value})
-            status = Status.RECONNECT_REQUIRED if (exc.category == Category.AUTH and integration.auth_type == "oauth2") \
+            record_event(
+                integration,
+                EventType.CONNECT,
+                ok=False,
+                latency_ms=latency_ms,
+                message=f"{exc.category.value}: {exc.message}",
+                detail={"category": exc.category.value},
+            )
+            status = (
+                Status.RECONNECT_REQUIRED
+                if (exc.category == Category.AUTH and integration.auth_type == "oauth2")
                 else Status.ERROR
+            )
             set_status(integration, status, message=f"{exc.category.value}: {exc.message}")
             Integration.objects.filter(pk=integration.pk).update(last_checked_at=timezone.now())
         return result | {"retryable": False, "status": integration.status}
@@ -555,8 +590,14 @@ def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
         Integration.objects.filter(pk=integration.pk).update(
             consecutive_failures=0, consecutive_successes=0, last_checked_at=timezone.now()
         )
-        record_event(integration, EventType.CONNECT, ok=True, latency_ms=latency_ms, message="connected",
-                     detail=test_result.details)
+        record_event(
+            integration,
+            EventType.CONNECT,
+            ok=True,
+            latency_ms=latency_ms,
+            message="connected",
+            detail=test_result.details,
+        )
         set_status(integration, Status.CONNECTED, message="connected")
     return {"ok": True, "status": Status.CONNECTED.value, "latency_ms": round(latency_ms, 2)}
 
@@ -582,8 +623,12 @@ def _probe(integration: Integration) -> Any:
     try:
         connector = _connector_for(integration)
     except ConnectorError as exc:
-        return TestResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
-                          category=exc.category.value, message=exc.message)
+        return TestResult(
+            ok=False,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            category=exc.category.value,
+            message=exc.message,
+        )
     return connector.test_connection()
 
 
@@ -596,10 +641,22 @@ def test(integration_id: str) -> dict[str, Any]:
     message = "connection test passed" if result.ok else f"{result.category}: {result.message}"
     with transaction.atomic():
         Integration.objects.filter(pk=integration.pk).update(last_checked_at=timezone.now())
-        record_event(integration, EventType.TEST, ok=result.ok, latency_ms=result.latency_ms, message=message,
-                     detail={"category": result.category, **result.details})
-        push("test", integration, ok=result.ok, latency_ms=round(result.latency_ms, 2), message=message,
-             metrics=get_metrics(integration.id))
+        record_event(
+            integration,
+            EventType.TEST,
+            ok=result.ok,
+            latency_ms=result.latency_ms,
+            message=message,
+            detail={"category": result.category, **result.details},
+        )
+        push(
+            "test",
+            integration,
+            ok=result.ok,
+            latency_ms=round(result.latency_ms, 2),
+            message=message,
+            metrics=get_metrics(integration.id),
+        )
     return result.as_dict() | {"status": integration.status}
 
 
@@ -668,8 +725,9 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
             row.consecutive_failures = 0 if result.ok else row.consecutive_failures + 1
             row.consecutive_successes = row.consecutive_successes + 1 if result.ok else 0
             previous = row.status
-            row.status = _next_status(previous, result.ok, row.consecutive_failures, row.consecutive_successes,
-                                      result.category)
+            row.status = _next_status(
+                previous, result.ok, row.consecutive_failures, row.consecutive_successes, result.category
+            )
             row.last_checked_at = now
             if row.status != previous:
                 row.last_error = "" if row.status == Status.CONNECTED else message
@@ -678,20 +736,45 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
                 steady_ok.append(row.id)
             else:
                 changed.append(row)
-            events.append(IntegrationEvent(
-                integration=row, integration_ref=row.id, type=EventType.HEALTH_CHECK, created_at=now, ok=result.ok,
-                latency_ms=round(result.latency_ms, 2), message=message,
-                detail={"category": result.category, "consecutive_failures": row.consecutive_failures,
-                        "consecutive_successes": row.consecutive_successes},
-            ))
+            events.append(
+                IntegrationEvent(
+                    integration=row,
+                    integration_ref=row.id,
+                    type=EventType.HEALTH_CHECK,
+                    created_at=now,
+                    ok=result.ok,
+                    latency_ms=round(result.latency_ms, 2),
+                    message=message,
+                    detail={
+                        "category": result.category,
+                        "consecutive_failures": row.consecutive_failures,
+                        "consecutive_successes": row.consecutive_successes,
+                    },
+                )
+            )
             if row.status != previous:
-                events.append(IntegrationEvent(
-                    integration=row, integration_ref=row.id, type=EventType.STATUS_CHANGE, created_at=now,
-                    ok=row.status == Status.CONNECTED, message=message, detail={"from": previous, "to": row.status},
-                ))
+                events.append(
+                    IntegrationEvent(
+                        integration=row,
+                        integration_ref=row.id,
+                        type=EventType.STATUS_CHANGE,
+                        created_at=now,
+                        ok=row.status == Status.CONNECTED,
+                        message=message,
+                        detail={"from": previous, "to": row.status},
+                    )
+                )
                 payloads.append(_payload("status_change", row, ok=row.status == Status.CONNECTED, message=message))
-            payloads.append(_payload("health_check", row, ok=result.ok, latency_ms=round(result.latency_ms, 2),
-                                     message=message, metrics=measured[integration_id][1]))
+            payloads.append(
+                _payload(
+                    "health_check",
+                    row,
+                    ok=result.ok,
+                    latency_ms=round(result.latency_ms, 2),
+                    message=message,
+                    metrics=measured[integration_id][1],
+                )
+            )
             outcome[integration_id] = result.as_dict() | {"status": row.status}
         # The rows are locked (select_for_update; SQLite's IMMEDIATE transaction), so F() + 1 here equals
         # the counters computed above. Django's bulk_update builds a CASE per row and costs more than this.
@@ -700,8 +783,12 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
         )
         for row in changed:
             Integration.objects.filter(pk=row.pk).update(
-                consecutive_failures=row.consecutive_failures, consecutive_successes=row.consecutive_successes,
-                status=row.status, last_checked_at=now, last_error=row.last_error, updated_at=row.updated_at,
+                consecutive_failures=row.consecutive_failures,
+                consecutive_successes=row.consecutive_successes,
+                status=row.status,
+                last_checked_at=now,
+                last_error=row.last_error,
+                updated_at=row.updated_at,
             )
         IntegrationEvent.objects.bulk_create(events)
         transaction.on_commit(lambda: observability.publish_events(payloads))
@@ -709,8 +796,15 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
 
 
 def _payload(event: str, integration: Integration, **fields: Any) -> dict[str, Any]:
-    return {"event": event, "integration": integration.id, "status": integration.status, "ok": None,
-            "latency_ms": None, "message": "", "at": timezone.now().isoformat()} | fields
+    return {
+        "event": event,
+        "integration": integration.id,
+        "status": integration.status,
+        "ok": None,
+        "latency_ms": None,
+        "message": "",
+        "at": timezone.now().isoformat(),
+    } | fields
 
 
 def run_operation(integration_id: str, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -778,14 +872,21 @@ def health_summary(user: Any) -> dict[str, Any]:
             "enabled": row["enabled"],
             "last_checked_at": row["last_checked_at"].isoformat() if row["last_checked_at"] else None,
             "last_error": row["last_error"],
-            "stale": check_is_stale(row["status"], row["enabled"], row["last_checked_at"],
-                                    row["health_check_interval"], now),
+            "stale": check_is_stale(
+                row["status"], row["enabled"], row["last_checked_at"], row["health_check_interval"], now
+            ),
         }
-        for row in visible.values("id", "name", "kind", "status", "enabled", "last_checked_at", "last_error",
-                                  "health_check_interval")
+        for row in visible.values(
+            "id", "name", "kind", "status", "enabled", "last_checked_at", "last_error", "health_check_interval"
+        )
     ]
-    return {"overall": overall, "total": len(integrations), "counts": counts,
-            "stale": sum(1 for row in integrations if row["stale"]), "integrations": integrations}
+    return {
+        "overall": overall,
+        "total": len(integrations),
+        "counts": counts,
+        "stale": sum(1 for row in integrations if row["stale"]),
+        "integrations": integrations,
+    }
 
 
 def _reset_for_fork() -> None:

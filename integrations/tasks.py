@@ -41,7 +41,7 @@ def _reschedule(task: Any, result: dict[str, Any]) -> None:
     """Retry a transient failure later: the error's retry_after, else exponential backoff with jitter."""
     if not result.get("retryable") or task.request.retries >= task.max_retries:
         return
-    countdown = result.get("retry_after") or min(60.0, 2.0 ** task.request.retries) * random.uniform(0.75, 1.25)
+    countdown = result.get("retry_after") or min(60.0, 2.0**task.request.retries) * random.uniform(0.75, 1.25)
     # Beyond the broker's visibility timeout a waiting message would be delivered twice.
     raise task.retry(countdown=min(countdown, MAX_COUNTDOWN_SECONDS))
 
@@ -79,9 +79,16 @@ def test_integration(self: Any, integration_id: str) -> dict[str, Any]:
     return services.test(integration_id)
 
 
-@shared_task(name="integrations.health_check", max_retries=0, soft_time_limit=30, time_limit=45, ignore_result=True,
-             # A check is only worth running near its schedule: a backlog of stale ones would be noise.
-             expires=120, **_COMMON)
+@shared_task(
+    name="integrations.health_check",
+    max_retries=0,
+    soft_time_limit=30,
+    time_limit=45,
+    ignore_result=True,
+    # A check is only worth running near its schedule: a backlog of stale ones would be noise.
+    expires=120,
+    **_COMMON,
+)
 def health_check_integration(self: Any, integration_id: str) -> dict[str, Any]:
     done = _already_done(self)
     if done is not None:
@@ -109,10 +116,12 @@ def _jsonable(value: Any) -> Any:
 
 # At most once: an operation may write (create an employee), and doing a write twice is worse than a
 # caller seeing it fail; connect/test/health checks, which are safe to repeat, are acknowledged late.
-@shared_task(name="integrations.run_operation", bind=True, acks_late=False, max_retries=3, soft_time_limit=60,
-             time_limit=90)
-def run_operation(self: Any, integration_id: str, method: str, args: list[Any] | None = None,
-                  kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+@shared_task(
+    name="integrations.run_operation", bind=True, acks_late=False, max_retries=3, soft_time_limit=60, time_limit=90
+)
+def run_operation(
+    self: Any, integration_id: str, method: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run one connector operation in a worker: ``run_operation.delay("hr", "list_employees")``."""
     try:
         value = services.run_operation(integration_id, method, *(args or []), **(kwargs or {}))
@@ -125,8 +134,15 @@ def run_operation(self: Any, integration_id: str, method: str, args: list[Any] |
     return {"ok": True, "result": _jsonable(value)}
 
 
-@shared_task(name="integrations.health_check_batch", max_retries=0, soft_time_limit=60, time_limit=90,
-             ignore_result=True, expires=120, **_COMMON)
+@shared_task(
+    name="integrations.health_check_batch",
+    max_retries=0,
+    soft_time_limit=60,
+    time_limit=90,
+    ignore_result=True,
+    expires=120,
+    **_COMMON,
+)
 def health_check_batch(self: Any, integration_ids: list[str]) -> dict[str, Any]:
     """Several checks in one task (what the dispatcher sends); same outcome as one task per integration."""
     try:
@@ -153,8 +169,14 @@ def due_for_check(now: Any = None) -> list[tuple[str, Any]]:
     ]
 
 
-@shared_task(name="integrations.dispatch_health_checks", bind=True, acks_late=False, soft_time_limit=20,
-             time_limit=30, expires=30)
+@shared_task(
+    name="integrations.dispatch_health_checks",
+    bind=True,
+    acks_late=False,
+    soft_time_limit=20,
+    time_limit=30,
+    expires=30,
+)
 def dispatch_health_checks(self: Any) -> dict[str, Any]:
     """Beat calls this every few seconds: enqueue one check per due integration, once.
 
@@ -170,17 +192,19 @@ def dispatch_health_checks(self: Any) -> dict[str, Any]:
         for last_checked_at, ids in by_last_check.items():
             # Rows checked together share their timestamp, so a group is usually claimed in one UPDATE.
             group = Integration.objects.filter(pk__in=ids)
-            group = group.filter(last_checked_at=last_checked_at) if last_checked_at else group.filter(
-                last_checked_at__isnull=True)
+            group = (
+                group.filter(last_checked_at=last_checked_at)
+                if last_checked_at
+                else group.filter(last_checked_at__isnull=True)
+            )
             if group.update(last_checked_at=now) == len(ids):
                 claimed_ids.extend(ids)
                 continue
             # Someone else touched part of the group: find out row by row which ones are ours.
-            claimed_ids.extend(Integration.objects.filter(pk__in=ids, last_checked_at=now).values_list(
-                "id", flat=True))
+            claimed_ids.extend(Integration.objects.filter(pk__in=ids, last_checked_at=now).values_list("id", flat=True))
     size = settings.HEALTH_CHECK_BATCH_SIZE
     for start in range(0, len(claimed_ids), size):
-        health_check_batch.apply_async(args=[claimed_ids[start:start + size]])
+        health_check_batch.apply_async(args=[claimed_ids[start : start + size]])
     return {"enqueued": len(claimed_ids)}
 
 

@@ -154,8 +154,9 @@ def integration_list(request: HttpRequest) -> HttpResponse:
             "integration": integration,
             "kind_label": _kind_label(integration.kind),
             "metrics": _metrics_display(_metrics(integration.id)),
-            "stale": services.check_is_stale(integration.status, integration.enabled, integration.last_checked_at,
-                                             integration.health_check_interval),
+            "stale": services.check_is_stale(
+                integration.status, integration.enabled, integration.last_checked_at, integration.health_check_interval
+            ),
         }
         for integration in integrations
     ]

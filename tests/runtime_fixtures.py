@@ -76,8 +76,15 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.proc = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         return self
 
@@ -183,16 +190,33 @@ def _alive_key_exists(redis_url: str, pattern: str) -> bool:
 
 
 @pytest.fixture
-def celery_worker_factory(process_factory: Callable[..., ManagedProcess], redis_url: str
-                          ) -> Callable[..., ManagedProcess]:
+def celery_worker_factory(
+    process_factory: Callable[..., ManagedProcess], redis_url: str
+) -> Callable[..., ManagedProcess]:
     """``start(name="w1", concurrency=1, **env)`` → a ready `celery worker` (prefork) process."""
 
     def start(name: str = "w1", concurrency: int = 1, **env: str) -> ManagedProcess:
         node = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
         proc = process_factory(
             f"worker-{name}",
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-P", "prefork",
-             "-c", str(concurrency), "-n", f"{node}@%h", "--without-gossip", "--without-mingle"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "INFO",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{node}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
             **env,
         )
         proc.wait_ready(lambda: _alive_key_exists(redis_url, f"hub:alive:worker:{node}@*"), timeout=40)
@@ -209,13 +233,26 @@ def celery_worker_process(celery_worker_factory: Callable[..., ManagedProcess]) 
 
 
 @pytest.fixture
-def celery_beat_process(process_factory: Callable[..., ManagedProcess], redis_url: str, tmp_path: Path
-                        ) -> ManagedProcess:
+def celery_beat_process(
+    process_factory: Callable[..., ManagedProcess], redis_url: str, tmp_path: Path
+) -> ManagedProcess:
     """Celery beat with the database scheduler (dispatches health checks every HEALTH_DISPATCH_SECONDS)."""
     proc = process_factory(
         "beat",
-        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-         "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile", str(tmp_path / "beat.pid")],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "INFO",
+            "-S",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile",
+            str(tmp_path / "beat.pid"),
+        ],
     )
     proc.wait_ready(lambda: _alive_key_exists(redis_url, "hub:alive:beat:*"), timeout=40)
     return proc
@@ -232,8 +269,9 @@ class Server:
 def daphne_server(process_factory: Callable[..., ManagedProcess]) -> Server:
     """The real ASGI server (HTTP + WebSockets) on a free loopback port."""
     port = free_port()
-    proc = process_factory("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                      "config.asgi:application"])
+    proc = process_factory(
+        "daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    )
     proc.wait_ready(lambda: port_open(port), timeout=30)
     return Server(proc, port)
 
@@ -251,8 +289,17 @@ class Sandbox:
     def start(self) -> Sandbox:
         self.process = self.factory(
             "bamboohr-sandbox",
-            [sys.executable, "manage.py", "bamboohr_sandbox", "--port", str(self.port), "--api-key", self.api_key,
-             "--employees", str(self.employees)],
+            [
+                sys.executable,
+                "manage.py",
+                "bamboohr_sandbox",
+                "--port",
+                str(self.port),
+                "--api-key",
+                self.api_key,
+                "--employees",
+                str(self.employees),
+            ],
         )
         self.process.wait_ready(lambda: port_open(self.port), timeout=60)
         return self
@@ -328,8 +375,9 @@ class WSClient:
             message["_received_at"] = received_at
             self.seen.append(message)
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0, since: int = 0
-                 ) -> dict[str, Any]:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0, since: int = 0
+    ) -> dict[str, Any]:
         """The first message (from position ``since`` of the history) that matches, waiting for new ones."""
         self._drain()
         for message in self.seen[since:]:

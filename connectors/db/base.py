@@ -79,7 +79,9 @@ class DatabaseConnector(Connector[Any]):
     family: ClassVar[str] = "database"
     dialect: ClassVar[Dialect]
     param_style: ClassVar[Style] = "pyformat"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = (CredentialField("password", "Password", secret=True, required_for=("basic",)),)
+    credential_fields: ClassVar[tuple[CredentialField, ...]] = (
+        CredentialField("password", "Password", secret=True, required_for=("basic",)),
+    )
     auth_types: ClassVar[tuple[str, ...]] = ("basic",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -429,4 +431,3 @@ class DatabaseConnector(Connector[Any]):
         if truncated:
             rows = rows[:limit]
         return QueryResult(columns, [dict(zip(columns, row)) for row in rows], len(rows), truncated)  # noqa: B905
-

@@ -75,7 +75,6 @@ _SSL_MODES = {
 }
 
 
-
 def _statement(connection: Any, sql: str, values: tuple[Any, ...] | None) -> bytes:
     """The statement as mysqlclient's cursor would send it: values quoted by the driver."""
     statement: bytes = sql.encode(connection.encoding)
@@ -96,8 +95,7 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
     default_port: ClassVar[int] = 3306
 
     list_tables_sql = (
-        "SELECT table_name AS name FROM information_schema.tables "
-        "WHERE table_schema = DATABASE() ORDER BY table_name"
+        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name"
     )
     describe_sql = (
         "SELECT column_name AS name, column_type AS type, is_nullable = 'YES' AS nullable, "

@@ -115,8 +115,9 @@ def bind(
     given = dict(params or {})
     missing = sorted({name for name in converted.names if name not in given})
     if missing:
-        raise ConnectorError(f"missing value for parameter(s): {', '.join(':' + m for m in missing)}",
-                             category=Category.INVALID)
+        raise ConnectorError(
+            f"missing value for parameter(s): {', '.join(':' + m for m in missing)}", category=Category.INVALID
+        )
     unused = sorted(set(given) - set(converted.names))
     if unused:
         raise ConnectorError(f"parameter(s) not used in the SQL: {', '.join(unused)}", category=Category.INVALID)

@@ -46,7 +46,6 @@ _UNIQUE = {1555, 2067}  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 _TRANSIENT = {5, 6}
 
 
-
 class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
     kind = "sqlite"
     label = "SQLite"
@@ -63,7 +62,6 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
         'SELECT name, type, NOT "notnull" AS nullable, dflt_value AS "default", pk > 0 AS primary_key '
         "FROM pragma_table_info(:table) ORDER BY cid"
     )
-
 
     def _new_connection(self) -> sqlite3.Connection:
         mode = "ro" if self.config.read_only else "rw"

@@ -46,28 +46,47 @@ def create_hris_record(
     """entity_type: employee or time_off_request. The same key (or, without one, the same call) never
     creates a second record."""
     return _call(
-        "create_hris_record", connector_id=connector_id, entity_type=entity_type, data=data,
+        "create_hris_record",
+        connector_id=connector_id,
+        entity_type=entity_type,
+        data=data,
         idempotency_key=idempotency_key,
     )
 
 
 def update_hris_record(
-    connector_id: str, entity_type: str, entity_id: str | int, data: dict[str, Any], *,
+    connector_id: str,
+    entity_type: str,
+    entity_id: str | int,
+    data: dict[str, Any],
+    *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     return _call(
-        "update_hris_record", connector_id=connector_id, entity_type=entity_type, entity_id=entity_id, data=data,
+        "update_hris_record",
+        connector_id=connector_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        data=data,
         idempotency_key=idempotency_key,
     )
 
 
 def set_time_off_request_status(
-    connector_id: str, request_id: str | int, status: str, note: str | None = None, *,
+    connector_id: str,
+    request_id: str | int,
+    status: str,
+    note: str | None = None,
+    *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """status: approved, denied or cancelled."""
     return _call(
-        "set_time_off_request_status", connector_id=connector_id, request_id=request_id, status=status, note=note,
+        "set_time_off_request_status",
+        connector_id=connector_id,
+        request_id=request_id,
+        status=status,
+        note=note,
         idempotency_key=idempotency_key,
     )
 

@@ -61,8 +61,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(ToolCall)
 class ToolCallAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "tool", "integration_ref", "actor", "via", "outcome", "duration_ms", "result_size",
-                    "row_count", "truncated"]
+    list_display = [
+        "created_at",
+        "tool",
+        "integration_ref",
+        "actor",
+        "via",
+        "outcome",
+        "duration_ms",
+        "result_size",
+        "row_count",
+        "truncated",
+    ]
     list_filter = ["outcome", "tool", "via", "integration_ref"]
     search_fields = ["actor", "tool", "integration_ref", "idempotency_key", "error_message"]
     date_hierarchy = "created_at"

@@ -150,11 +150,22 @@ class ToolInvokeView(APIView):
         parameters=[
             OpenApiParameter("wait", OpenApiTypes.BOOL, description="Wait for the result (default true)."),
             OpenApiParameter("timeout", OpenApiTypes.NUMBER, description="Seconds to wait at most."),
-            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER,
-                             description="Fills idempotency_key for the write tools."),
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                description="Fills idempotency_key for the write tools.",
+            ),
         ],
-        responses={200: ENVELOPE, 202: ENVELOPE, 400: ENVELOPE, 403: ENVELOPE, 404: ENVELOPE, 409: ENVELOPE,
-                   429: ENVELOPE},
+        responses={
+            200: ENVELOPE,
+            202: ENVELOPE,
+            400: ENVELOPE,
+            403: ENVELOPE,
+            404: ENVELOPE,
+            409: ENVELOPE,
+            429: ENVELOPE,
+        },
     )
     def post(self, request: Request, name: str) -> Response:
         arguments = request.data
@@ -221,8 +232,11 @@ class ToolCallDetailView(APIView):
     authentication_classes = AUTHENTICATION
     permission_classes = [ToolsPermission]
 
-    @extend_schema(operation_id="tools_calls_retrieve", summary="One tool call (and its envelope while the result store keeps it)",
-                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT)})
+    @extend_schema(
+        operation_id="tools_calls_retrieve",
+        summary="One tool call (and its envelope while the result store keeps it)",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT)},
+    )
     def get(self, request: Request, pk: int) -> Response:
         call = _calls_for(request).filter(pk=pk).first()
         if call is None:

@@ -52,8 +52,17 @@ ERROR = {
         "category": {
             "type": "string",
             "enum": [
-                "invalid", "permission", "not_found", "conflict", "unavailable", "timeout", "rate_limited",
-                "auth", "network", "config", "unknown",
+                "invalid",
+                "permission",
+                "not_found",
+                "conflict",
+                "unavailable",
+                "timeout",
+                "rate_limited",
+                "auth",
+                "network",
+                "config",
+                "unknown",
             ],
             "description": "unavailable/rate_limited/timeout/network: retry after retry_after seconds; "
             "invalid/permission/not_found/conflict: change the call.",
@@ -296,9 +305,7 @@ TOOLS: tuple[Tool, ...] = (
                 "filters": {
                     "type": "object",
                     "maxProperties": 20,
-                    "additionalProperties": {
-                        "anyOf": [SCALAR, {"type": "array", "items": SCALAR, "maxItems": 400}]
-                    },
+                    "additionalProperties": {"anyOf": [SCALAR, {"type": "array", "items": SCALAR, "maxItems": 400}]},
                 },
                 "limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
             },

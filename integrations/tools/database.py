@@ -38,7 +38,11 @@ def _cap_bytes(rows: list[list[Any]], limit: int) -> tuple[list[list[Any]], bool
 
 
 def query_database(
-    ctx: ToolContext, connector_id: str, query: str, params: Mapping[str, Any] | None = None, max_rows: int | None = None
+    ctx: ToolContext,
+    connector_id: str,
+    query: str,
+    params: Mapping[str, Any] | None = None,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     read_only = _read_only(ctx)
     allow_writes = not read_only and ctx.may_write

@@ -47,9 +47,7 @@ def _check_fields(ctx: ToolContext, data: Mapping[str, Any]) -> None:
 
 def _check_entity(ctx: ToolContext, entry: str, what: str) -> None:
     if entry not in _writable(ctx):
-        raise ToolError(
-            "permission", f"{what} is not allowed on this integration (writable_fields lacks {entry!r})"
-        )
+        raise ToolError("permission", f"{what} is not allowed on this integration (writable_fields lacks {entry!r})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,7 +56,10 @@ def _check_entity(ctx: ToolContext, entry: str, what: str) -> None:
 
 
 def query_hris(
-    ctx: ToolContext, connector_id: str, resource: str, filters: Mapping[str, Any] | None = None,
+    ctx: ToolContext,
+    connector_id: str,
+    resource: str,
+    filters: Mapping[str, Any] | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
     filters = dict(filters or {})
@@ -111,8 +112,9 @@ def _same(record: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
     return True
 
 
-def _employee_create(ctx: ToolContext, connector_id: str, data: dict[str, Any], key: str,
-                     arguments: dict[str, Any]) -> dict[str, Any]:
+def _employee_create(
+    ctx: ToolContext, connector_id: str, data: dict[str, Any], key: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
     _check_fields(ctx, data)
     if not data.get("firstName") or not data.get("lastName"):
         raise ToolError("invalid", "data.firstName and data.lastName are required to create an employee")
@@ -134,12 +136,20 @@ def _employee_create(ctx: ToolContext, connector_id: str, data: dict[str, Any], 
             return None
         return {"entity_type": "employee", "id": str(matches[0]["id"]), "record": None, "replayed": False}
 
-    return run_write(integration_id=connector_id, tool="create_hris_record", key=key, arguments=arguments,
-                     snapshot=snapshot, perform=perform, reconcile=reconcile)
+    return run_write(
+        integration_id=connector_id,
+        tool="create_hris_record",
+        key=key,
+        arguments=arguments,
+        snapshot=snapshot,
+        perform=perform,
+        reconcile=reconcile,
+    )
 
 
-def _time_off_create(ctx: ToolContext, connector_id: str, data: dict[str, Any], key: str,
-                     arguments: dict[str, Any]) -> dict[str, Any]:
+def _time_off_create(
+    ctx: ToolContext, connector_id: str, data: dict[str, Any], key: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
     _check_entity(ctx, CREATE_TIME_OFF, "creating time-off requests")
     body = dict(data)
     employee_id = body.pop("employeeId", None) or body.pop("employee_id", None)
@@ -148,19 +158,25 @@ def _time_off_create(ctx: ToolContext, connector_id: str, data: dict[str, Any], 
     window = {"employee_id": employee_id, "start": body["start"], "end": body["end"]}
 
     def existing() -> list[dict[str, Any]]:
-        return [jsonable(r) for r in
-                services.run_operation(connector_id, "list_time_off_requests", window, unified=True)]
+        return [
+            jsonable(r) for r in services.run_operation(connector_id, "list_time_off_requests", window, unified=True)
+        ]
 
     def snapshot() -> dict[str, Any]:
         return {"existing_ids": sorted(str(r["id"]) for r in existing())}
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
-        record = jsonable(services.run_operation(
-            connector_id, "create_time_off_request", employee_id, body, unified=True
-        ))
+        record = jsonable(
+            services.run_operation(connector_id, "create_time_off_request", employee_id, body, unified=True)
+        )
         record.pop("raw", None)
-        return {"entity_type": "time_off_request", "id": str(record["id"]), "record": record,
-                "replayed": False, "recovered": False}
+        return {
+            "entity_type": "time_off_request",
+            "id": str(record["id"]),
+            "record": record,
+            "replayed": False,
+            "recovered": False,
+        }
 
     def reconcile(context: dict[str, Any]) -> dict[str, Any] | None:
         before = set(context.get("existing_ids") or [])
@@ -171,12 +187,22 @@ def _time_off_create(ctx: ToolContext, connector_id: str, data: dict[str, Any], 
         record.pop("raw", None)
         return {"entity_type": "time_off_request", "id": str(record["id"]), "record": record, "replayed": False}
 
-    return run_write(integration_id=connector_id, tool="create_hris_record", key=key, arguments=arguments,
-                     snapshot=snapshot, perform=perform, reconcile=reconcile)
+    return run_write(
+        integration_id=connector_id,
+        tool="create_hris_record",
+        key=key,
+        arguments=arguments,
+        snapshot=snapshot,
+        perform=perform,
+        reconcile=reconcile,
+    )
 
 
 def create_hris_record(
-    ctx: ToolContext, connector_id: str, entity_type: str, data: Mapping[str, Any],
+    ctx: ToolContext,
+    connector_id: str,
+    entity_type: str,
+    data: Mapping[str, Any],
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     arguments = {"connector_id": connector_id, "entity_type": entity_type, "data": dict(data)}
@@ -195,7 +221,11 @@ def _no_reconcile(_context: dict[str, Any]) -> None:
 
 
 def update_hris_record(
-    ctx: ToolContext, connector_id: str, entity_type: str, entity_id: str | int, data: Mapping[str, Any],
+    ctx: ToolContext,
+    connector_id: str,
+    entity_type: str,
+    entity_id: str | int,
+    data: Mapping[str, Any],
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     if entity_type != "employee":
@@ -205,14 +235,26 @@ def update_hris_record(
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
         services.run_operation(connector_id, "update_employee", entity_id, data)
-        return {"entity_type": "employee", "id": str(entity_id), "record": None,
-                "updated_fields": sorted(data), "replayed": False}
+        return {
+            "entity_type": "employee",
+            "id": str(entity_id),
+            "record": None,
+            "updated_fields": sorted(data),
+            "replayed": False,
+        }
 
     if not idempotency_key:
         return perform({})
     arguments = {"connector_id": connector_id, "entity_type": entity_type, "entity_id": str(entity_id), "data": data}
-    return run_write(integration_id=connector_id, tool="update_hris_record", key=idempotency_key,
-                     arguments=arguments, snapshot=dict, perform=perform, reconcile=_no_reconcile)
+    return run_write(
+        integration_id=connector_id,
+        tool="update_hris_record",
+        key=idempotency_key,
+        arguments=arguments,
+        snapshot=dict,
+        perform=perform,
+        reconcile=_no_reconcile,
+    )
 
 
 _STATUS_OPERATIONS = {
@@ -223,7 +265,11 @@ _STATUS_OPERATIONS = {
 
 
 def set_time_off_request_status(
-    ctx: ToolContext, connector_id: str, request_id: str | int, status: str, note: str | None = None,
+    ctx: ToolContext,
+    connector_id: str,
+    request_id: str | int,
+    status: str,
+    note: str | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     _check_entity(ctx, DECIDE_TIME_OFF, "deciding time-off requests")
@@ -233,11 +279,22 @@ def set_time_off_request_status(
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
         services.run_operation(connector_id, operation, request_id, note)
-        return {"entity_type": "time_off_request", "id": str(request_id), "record": {"status": status},
-                "replayed": False}
+        return {
+            "entity_type": "time_off_request",
+            "id": str(request_id),
+            "record": {"status": status},
+            "replayed": False,
+        }
 
     if not idempotency_key:
         return perform({})
     arguments = {"connector_id": connector_id, "request_id": str(request_id), "status": status, "note": note}
-    return run_write(integration_id=connector_id, tool="set_time_off_request_status", key=idempotency_key,
-                     arguments=arguments, snapshot=dict, perform=perform, reconcile=_no_reconcile)
+    return run_write(
+        integration_id=connector_id,
+        tool="set_time_off_request_status",
+        key=idempotency_key,
+        arguments=arguments,
+        snapshot=dict,
+        perform=perform,
+        reconcile=_no_reconcile,
+    )

@@ -83,13 +83,25 @@ def run_write(
         try:
             with transaction.atomic():
                 intent = WriteIntent.objects.create(
-                    integration_ref=integration_id, key=key, tool=tool, fingerprint=print_,
-                    state=IntentState.PENDING, lease_until=_lease(), context=context,
+                    integration_ref=integration_id,
+                    key=key,
+                    tool=tool,
+                    fingerprint=print_,
+                    state=IntentState.PENDING,
+                    lease_until=_lease(),
+                    context=context,
                 )
         except IntegrityError:
             # A twin call with the same key got there first: treat this one as its retry.
-            return run_write(integration_id=integration_id, tool=tool, key=key, arguments=arguments,
-                             snapshot=snapshot, perform=perform, reconcile=reconcile)
+            return run_write(
+                integration_id=integration_id,
+                tool=tool,
+                key=key,
+                arguments=arguments,
+                snapshot=snapshot,
+                perform=perform,
+                reconcile=reconcile,
+            )
         return _perform(intent, perform)
 
     if intent.fingerprint != print_ or intent.tool != tool:
@@ -101,16 +113,21 @@ def run_write(
     if intent.state == IntentState.PENDING and intent.lease_until > now:
         wait = (intent.lease_until - now).total_seconds()
         raise ToolError(
-            "conflict", "an earlier call with this idempotency key is still running; retry with the same key",
+            "conflict",
+            "an earlier call with this idempotency key is still running; retry with the same key",
             retry_after=max(1.0, wait),
         )
     # Claim it: only one retry wins the conditional update; the others see a running lease.
     claimed = WriteIntent.objects.filter(pk=intent.pk, state=intent.state, lease_until=intent.lease_until).update(
-        state=IntentState.PENDING, lease_until=_lease(), attempts=F("attempts") + 1, updated_at=now,
+        state=IntentState.PENDING,
+        lease_until=_lease(),
+        attempts=F("attempts") + 1,
+        updated_at=now,
     )
     if not claimed:
-        raise ToolError("conflict", "another retry with this idempotency key is running; retry shortly",
-                        retry_after=1.0)
+        raise ToolError(
+            "conflict", "another retry with this idempotency key is running; retry shortly", retry_after=1.0
+        )
     if intent.state == IntentState.PENDING:
         # The earlier attempt may have written before it died: look before writing again.
         found = reconcile(dict(intent.context or {}))

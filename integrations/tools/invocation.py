@@ -195,7 +195,8 @@ def _complete(call_id: int | None, envelope: dict[str, Any], started: float | No
     error = envelope.get("error") or {}
     changes: dict[str, Any] = {
         "finished_at": now,
-        "duration_ms": round((time.monotonic() - started) * 1000, 2) if started is not None
+        "duration_ms": round((time.monotonic() - started) * 1000, 2)
+        if started is not None
         else round((now - call.created_at).total_seconds() * 1000, 2),
         "outcome": _outcome(envelope),
         "error_category": str(error.get("category") or ""),
@@ -273,8 +274,9 @@ def invoke(
         )
     except Exception as exc:  # the broker is down
         log.warning("tool call %s not dispatched: %s", call.pk, type(exc).__name__)
-        return _complete(call.pk, ToolError("unavailable", "the task queue is unreachable", retry_after=5).envelope(),
-                         started)
+        return _complete(
+            call.pk, ToolError("unavailable", "the task queue is unreachable", retry_after=5).envelope(), started
+        )
     ToolCall.objects.filter(pk=call.pk).update(task_id=async_result.id)
     if not wait:
         return {"ok": None, "status": "running", "call_id": call.pk}
@@ -285,8 +287,11 @@ def invoke(
     if not isinstance(envelope, dict):
         return _complete(
             call.pk,
-            ToolError("timeout", f"no result within {timeout or limit + 10:g} s; the call may still finish "
-                      f"(see its record, call {call.pk})").envelope(),
+            ToolError(
+                "timeout",
+                f"no result within {timeout or limit + 10:g} s; the call may still finish "
+                f"(see its record, call {call.pk})",
+            ).envelope(),
             started,
         )
     # The worker completed the record; the envelope it returned is final.

@@ -73,19 +73,31 @@ def _result(envelope: dict[str, Any]) -> types.CallToolResult:
     )
 
 
-def build_server(principal_for: Callable[[ServerRequestContext[Any]], Principal | None], *, inline: bool = False
-                 ) -> Server[Any]:
+def build_server(
+    principal_for: Callable[[ServerRequestContext[Any]], Principal | None], *, inline: bool = False
+) -> Server[Any]:
     """An MCP server; ``principal_for`` says who makes each call (None: refuse)."""
 
-    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-                         ) -> types.ListToolsResult:
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=mcp_tools())
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         principal = await sync_to_async(principal_for, thread_sensitive=False)(ctx)
         if principal is None:
-            return _result({"ok": False, "call_id": None, "error": {
-                "category": "permission", "message": "no valid agent token", "retry_after": None, "permanent": True}})
+            return _result(
+                {
+                    "ok": False,
+                    "call_id": None,
+                    "error": {
+                        "category": "permission",
+                        "message": "no valid agent token",
+                        "retry_after": None,
+                        "permanent": True,
+                    },
+                }
+            )
         arguments = dict(params.arguments or {})
         # The ORM and the wait for a worker are blocking: run them off the event loop.
         envelope = await anyio.to_thread.run_sync(
@@ -93,8 +105,9 @@ def build_server(principal_for: Callable[[ServerRequestContext[Any]], Principal 
         )
         return _result(envelope)
 
-    return Server(SERVER_NAME, version="1.0.0", instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server(
+        SERVER_NAME, version="1.0.0", instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,8 +164,14 @@ def _http_principal(ctx: ServerRequestContext[Any]) -> Principal | None:
     return Principal.for_token(agent) if agent is not None else None
 
 
-def http_app(*, host: str = "127.0.0.1", port: int = 8765, path: str = "/mcp", inline: bool = False,
-             allowed_hosts: list[str] | None = None) -> Starlette:
+def http_app(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    path: str = "/mcp",
+    inline: bool = False,
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
     """The ASGI app of the MCP endpoint (Bearer agent tokens; DNS-rebinding protection on)."""
     server = build_server(_http_principal, inline=inline)
     base = f"http://{host}:{port}"

@@ -30,7 +30,9 @@ class Access(models.TextChoices):
 class AgentTokenQuerySet(models.QuerySet["AgentToken"]):
     def active(self) -> AgentTokenQuerySet:
         now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
 
 
 class AgentToken(models.Model):
@@ -45,7 +47,9 @@ class AgentToken(models.Model):
     token_prefix = models.CharField(max_length=16, editable=False)
     access = models.CharField(max_length=8, choices=Access.choices, default=Access.READ)
     integrations = models.ManyToManyField(
-        "integrations.Integration", related_name="agent_tokens", blank=True,
+        "integrations.Integration",
+        related_name="agent_tokens",
+        blank=True,
         help_text="The only integrations this token may use.",
     )
     created_by = models.ForeignKey(

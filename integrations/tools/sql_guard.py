@@ -37,21 +37,79 @@ WRITE_VERBS = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE"}
 # does not cover. Common column names (start, end, comment, set) are deliberately not here.
 _WRITE_WORDS = {"INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "INTO"}
 _ALWAYS_FORBIDDEN = {
-    "CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT", "REVOKE", "COMMIT", "ROLLBACK", "SAVEPOINT",
-    "COPY", "PROGRAM", "OUTFILE", "DUMPFILE", "INFILE", "ATTACH", "DETACH",
-    "LOAD_FILE", "LO_IMPORT", "LO_EXPORT", "LO_UNLINK", "LO_CREATE", "LO_PUT", "LO_FROM_BYTEA",
-    "PG_READ_FILE", "PG_READ_BINARY_FILE", "PG_LS_DIR", "PG_STAT_FILE", "PG_FILE_WRITE",
-    "DBLINK", "DBLINK_EXEC", "DBLINK_CONNECT", "DBLINK_SEND_QUERY",
-    "SET_CONFIG", "PG_TERMINATE_BACKEND", "PG_CANCEL_BACKEND", "PG_RELOAD_CONF", "PG_ROTATE_LOGFILE",
-    "PG_ADVISORY_LOCK", "PG_ADVISORY_XACT_LOCK", "NEXTVAL", "SETVAL", "PG_NOTIFY",
-    "SYS_EXEC", "SYS_EVAL", "WRITEFILE", "READFILE", "LOAD_EXTENSION", "FTS3_TOKENIZER",
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "TRUNCATE",
+    "GRANT",
+    "REVOKE",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "COPY",
+    "PROGRAM",
+    "OUTFILE",
+    "DUMPFILE",
+    "INFILE",
+    "ATTACH",
+    "DETACH",
+    "LOAD_FILE",
+    "LO_IMPORT",
+    "LO_EXPORT",
+    "LO_UNLINK",
+    "LO_CREATE",
+    "LO_PUT",
+    "LO_FROM_BYTEA",
+    "PG_READ_FILE",
+    "PG_READ_BINARY_FILE",
+    "PG_LS_DIR",
+    "PG_STAT_FILE",
+    "PG_FILE_WRITE",
+    "DBLINK",
+    "DBLINK_EXEC",
+    "DBLINK_CONNECT",
+    "DBLINK_SEND_QUERY",
+    "SET_CONFIG",
+    "PG_TERMINATE_BACKEND",
+    "PG_CANCEL_BACKEND",
+    "PG_RELOAD_CONF",
+    "PG_ROTATE_LOGFILE",
+    "PG_ADVISORY_LOCK",
+    "PG_ADVISORY_XACT_LOCK",
+    "NEXTVAL",
+    "SETVAL",
+    "PG_NOTIFY",
+    "SYS_EXEC",
+    "SYS_EVAL",
+    "WRITEFILE",
+    "READFILE",
+    "LOAD_EXTENSION",
+    "FTS3_TOKENIZER",
 }
 # SQLite pragmas that only report; any other pragma, or any pragma with "=", is refused.
 READ_PRAGMAS = {
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "database_list", "collation_list", "compile_options", "function_list",
-    "module_list", "pragma_list", "user_version", "schema_version", "application_id", "encoding",
-    "page_count", "page_size", "freelist_count", "data_version", "foreign_keys",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "database_list",
+    "collation_list",
+    "compile_options",
+    "function_list",
+    "module_list",
+    "pragma_list",
+    "user_version",
+    "schema_version",
+    "application_id",
+    "encoding",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "data_version",
+    "foreign_keys",
 }
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
@@ -97,8 +155,7 @@ def check(sql: str, *, allow_writes: bool = False) -> CheckedStatement:
         text = text[:-1].rstrip()
     if ";" in text:
         raise SQLRefused(
-            "send exactly one SQL statement: ';' may only end the query "
-            "(pass values that contain ';' as parameters)"
+            "send exactly one SQL statement: ';' may only end the query (pass values that contain ';' as parameters)"
         )
     if "/*!" in text:
         raise SQLRefused("MySQL executable comments (/*! ... */) are not allowed")

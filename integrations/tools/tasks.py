@@ -32,11 +32,17 @@ def prune_tool_records() -> dict[str, int]:
     # A call still "running" long after its hard time limit lost its worker (e.g. SIGKILL).
     lost = ToolCall.objects.filter(
         outcome=Outcome.RUNNING, created_at__lt=now - dt.timedelta(seconds=conf.timeout_seconds() * 2 + 60)
-    ).update(outcome=Outcome.TIMEOUT, error_category="timeout", error_message="no result: its worker stopped",
-             finished_at=now)
-    intents, _ = WriteIntent.objects.filter(
-        created_at__lt=now - dt.timedelta(seconds=conf.idempotency_ttl_seconds())
-    ).exclude(state=IntentState.PENDING, lease_until__gt=now).delete()
+    ).update(
+        outcome=Outcome.TIMEOUT,
+        error_category="timeout",
+        error_message="no result: its worker stopped",
+        finished_at=now,
+    )
+    intents, _ = (
+        WriteIntent.objects.filter(created_at__lt=now - dt.timedelta(seconds=conf.idempotency_ttl_seconds()))
+        .exclude(state=IntentState.PENDING, lease_until__gt=now)
+        .delete()
+    )
     days = int(getattr(settings, "TOOLS_AUDIT_RETENTION_DAYS", 90))
     calls, _ = ToolCall.objects.filter(created_at__lt=now - dt.timedelta(days=days)).delete()
     return {"lost_calls": lost, "intents_deleted": intents, "calls_deleted": calls}

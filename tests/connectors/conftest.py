@@ -1,4 +1,5 @@
 """tests/connectors/ runs without Django settings: nothing here may import Django."""
+
 from __future__ import annotations
 
 import os

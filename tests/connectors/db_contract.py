@@ -92,8 +92,9 @@ class DatabaseContract:
                 metrics=MemoryMetrics(),
                 retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.05),
             )
-            connector = build(spec.kind, spec.config() | overrides, credentials or {}, runtime,
-                              auth_type=auth_type or spec.auth_type)
+            connector = build(
+                spec.kind, spec.config() | overrides, credentials or {}, runtime, auth_type=auth_type or spec.auth_type
+            )
             assert isinstance(connector, DatabaseConnector)
             made.append(connector)
             return connector
@@ -239,7 +240,11 @@ class DatabaseContract:
         ):
             assert self._error(call).category == Category.PERMISSION
         # The same writes sent as "queries" reach the database, which refuses them.
-        for sql in (f"DELETE FROM {quoted}", f"UPDATE {quoted} SET qty = 99", f"INSERT INTO {quoted} (name) VALUES ('x')"):
+        for sql in (
+            f"DELETE FROM {quoted}",
+            f"UPDATE {quoted} SET qty = 99",
+            f"INSERT INTO {quoted} (name) VALUES ('x')",
+        ):
             error = self._error(lambda s=sql: db.query(s))
             assert error.category == Category.PERMISSION, error
         # Nor a statement that overrides the read-only mode for itself.
@@ -411,8 +416,13 @@ class DatabaseContract:
         key = f"contract-{uuid.uuid4().hex[:8]}"
         # Two connectors of one integration (as in two workers) draw on one bucket.
         dbs = [
-            build(spec.kind, spec.config() | {"rate_limit": rate.model_dump()}, {},
-                  make_runtime(key, rate, redis_url=url, prefix=redis_prefix), auth_type=spec.auth_type)
+            build(
+                spec.kind,
+                spec.config() | {"rate_limit": rate.model_dump()},
+                {},
+                make_runtime(key, rate, redis_url=url, prefix=redis_prefix),
+                auth_type=spec.auth_type,
+            )
             for _ in range(2)
         ]
         try:

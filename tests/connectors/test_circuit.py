@@ -125,8 +125,9 @@ def _race_for_probe(url: str, prefix: str, start_at: float, out: multiprocessing
         out.put(exc.category.value)
 
 
-def test_across_processes_the_circuit_is_shared_and_one_process_probes(redis_client: redis.Redis,
-                                                                          redis_prefix: str) -> None:
+def test_across_processes_the_circuit_is_shared_and_one_process_probes(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     opener = RedisCircuitBreaker(redis_client, 3, COOLDOWN, prefix=redis_prefix)
     for _ in range(3):

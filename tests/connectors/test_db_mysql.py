@@ -39,8 +39,12 @@ class MySQLSpec(EngineSpec):
         }
         self.password = url.password or ""
         self.conn = MySQLdb.connect(
-            host=self.where["host"], port=self.where["port"], database=self.where["database"],
-            user=self.where["username"], password=self.password, autocommit=True,
+            host=self.where["host"],
+            port=self.where["port"],
+            database=self.where["database"],
+            user=self.where["username"],
+            password=self.password,
+            autocommit=True,
             # A connector that leaves a transaction open shows as a failed DROP TABLE, not a hang.
             init_command="SET SESSION lock_wait_timeout = 10",
         )

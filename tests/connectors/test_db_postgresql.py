@@ -36,8 +36,12 @@ class PostgreSQLSpec(EngineSpec):
             "username": url.username or "postgres",
         }
         self.conn = psycopg.connect(
-            host=self.where["host"], port=self.where["port"], dbname=self.where["database"],
-            user=self.where["username"], password=url.password, autocommit=True,
+            host=self.where["host"],
+            port=self.where["port"],
+            dbname=self.where["database"],
+            user=self.where["username"],
+            password=url.password,
+            autocommit=True,
         )
 
     def config(self) -> dict[str, Any]:

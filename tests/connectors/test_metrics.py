@@ -32,8 +32,12 @@ def test_snapshot_of_no_calls(sink) -> None:
 
 def test_counts_rates_latencies_and_last_error(sink) -> None:
     for latency in range(1, 21):  # 1..20 ms; the 19th value is the p95 by nearest rank
-        sink.record("db", ok=latency % 5 != 0, latency_ms=float(latency),
-                    error=None if latency % 5 else f"network: failure {latency}")
+        sink.record(
+            "db",
+            ok=latency % 5 != 0,
+            latency_ms=float(latency),
+            error=None if latency % 5 else f"network: failure {latency}",
+        )
     snap = sink.snapshot("db")
     assert (snap["total"], snap["successful"], snap["failed"]) == (20, 16, 4)
     assert snap["success_rate"] == 0.8

@@ -152,7 +152,9 @@ def test_four_processes_share_one_bucket(redis_prefix: str, requests: int, per_s
     start_at = time.time() + 0.3
     duration = 2.0 if requests < 100 else 1.0
     workers = [
-        context.Process(target=_hammer, args=(url, redis_prefix, rate.model_dump_json(), start_at, start_at + duration, out))
+        context.Process(
+            target=_hammer, args=(url, redis_prefix, rate.model_dump_json(), start_at, start_at + duration, out)
+        )
         for _ in range(4)
     ]
     for worker in workers:

@@ -113,7 +113,9 @@ def test_no_retry_flag_runs_once() -> None:
 
 
 def test_a_refusal_by_our_own_limiter_is_not_retried() -> None:
-    limiter = MemoryRateLimiter(RateLimitConfig.model_validate({"requests": 1, "per_seconds": 20, "max_wait_seconds": 0}))
+    limiter = MemoryRateLimiter(
+        RateLimitConfig.model_validate({"requests": 1, "per_seconds": 20, "max_wait_seconds": 0})
+    )
     runtime, waits = _runtime()
     runtime.limiter = limiter
     runtime.call("op", Flaky())

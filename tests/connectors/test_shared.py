@@ -49,8 +49,7 @@ def test_memory_runtime_state_is_shared_per_key_within_the_process() -> None:
 def test_calls_through_a_redis_runtime_show_in_the_snapshot_and_forget_clears_them(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    runtime = make_runtime("db", ONE_PER_MINUTE, redis_url=URL, prefix=redis_prefix,
-                           retry=RetryPolicy(max_retries=0))
+    runtime = make_runtime("db", ONE_PER_MINUTE, redis_url=URL, prefix=redis_prefix, retry=RetryPolicy(max_retries=0))
     runtime.call("op", lambda: 1)
     with pytest.raises(ConnectorError):
         runtime.call("op", lambda: 1)  # refused by the limiter before the call: not a request

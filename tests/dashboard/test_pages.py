@@ -132,9 +132,20 @@ def test_reconnect_button_when_reconnect_is_required(users: SimpleNamespace) -> 
 
 def test_oauth2_integration_links_to_the_provider(users: SimpleNamespace) -> None:
     services.create_integration(
-        actor=users.owner, id="hr_oauth", name="HR OAuth", kind="bamboohr", auth_type="oauth2", owner=users.owner,
-        config={"subdomain": "acme", "oauth2": {"client_id": "hub", "authorize_url": "https://id.example/authorize",
-                                                "token_url": "https://id.example/token"}},
+        actor=users.owner,
+        id="hr_oauth",
+        name="HR OAuth",
+        kind="bamboohr",
+        auth_type="oauth2",
+        owner=users.owner,
+        config={
+            "subdomain": "acme",
+            "oauth2": {
+                "client_id": "hub",
+                "authorize_url": "https://id.example/authorize",
+                "token_url": "https://id.example/token",
+            },
+        },
         credentials={"client_secret": "cs-123456"},
     )
     page = client_as(users.owner).get("/integrations/hr_oauth").content.decode()

@@ -20,7 +20,6 @@ from tests.oauth.conftest import ROOT, AuthServer, ProviderBrowser, authorized_t
 PROCESSES = 10
 
 
-
 @pytest.mark.django_db(transaction=True)  # the workers are other processes: they must see committed rows
 @pytest.mark.parametrize("lock", ["redis", "database"])
 def test_ten_processes_refresh_an_expired_token_once(

@@ -19,7 +19,6 @@ from tests.oauth.conftest import AuthServer, ProviderBrowser, authorized_token
 pytestmark = pytest.mark.django_db
 
 
-
 def refresh_events(integration_id: str) -> list[IntegrationEvent]:
     return list(
         IntegrationEvent.objects.filter(integration_ref=integration_id, type=EventType.TOKEN_REFRESH).order_by("id")

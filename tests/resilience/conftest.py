@@ -91,8 +91,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write = terminalreporter.write_line
     terminalreporter.section("reliability suite (tests/resilience)")
     survived = sum(1 for _, state in REPORT.faults if state == "survived")
-    write(f"faults injected: {sum(1 for _, s in REPORT.faults if not s.startswith('skipped'))}, "
-          f"survived: {survived}")
+    write(f"faults injected: {sum(1 for _, s in REPORT.faults if not s.startswith('skipped'))}, survived: {survived}")
     for name, state in REPORT.faults:
         write(f"  - {name}: {state}")
     write(f"requests sent under faults and load: {REPORT.requests_sent}, lost: {REPORT.requests_lost}")
@@ -101,9 +100,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         write(f"  - {leak}")
     write(f"refusals checked: {REPORT.refusals}, wrongly allowed: {REPORT.refusal_failures}")
     write(f"bad inputs sent: {REPORT.bad_inputs}")
-    fuzz = [r for key in ("passed", "failed", "error")
-            for r in terminalreporter.stats.get(key, []) if "tests/api/test_fuzz.py" in getattr(r, "nodeid", "")
-            and getattr(r, "when", "call") == "call"]
+    fuzz = [
+        r
+        for key in ("passed", "failed", "error")
+        for r in terminalreporter.stats.get(key, [])
+        if "tests/api/test_fuzz.py" in getattr(r, "nodeid", "") and getattr(r, "when", "call") == "call"
+    ]
     outcome = ", ".join(sorted({r.outcome for r in fuzz})) if fuzz else "not run in this session"
     write(f"schemathesis run of the API: tests/api/test_fuzz.py ({outcome})")
 
@@ -112,8 +114,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # The machine's services: PostgreSQL, MariaDB, Redis. Always left running.
 # ---------------------------------------------------------------------------------------------
 
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-               "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
 MARIADB_START = ["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd"]
 
 
@@ -154,8 +172,23 @@ def redis_start_command(port: int) -> list[str]:
         return REDIS_START
     folder = f"/tmp/hub-redis-{port}"
     os.makedirs(folder, exist_ok=True)
-    return ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-            "--appendonly", "no", "--dir", folder, "--logfile", f"{folder}/redis.log"]
+    return [
+        "redis-server",
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        folder,
+        "--logfile",
+        f"{folder}/redis.log",
+    ]
 
 
 def mariadb_up() -> bool:
@@ -209,7 +242,7 @@ def other_test_runs() -> list[str]:
         except OSError:
             continue
         names = [os.path.basename(a.decode(errors="replace")) for a in argv[:4]]
-        if "pytest" in names or any(names[i:i + 2] == ["-m", "pytest"] for i in range(len(names))):
+        if "pytest" in names or any(names[i : i + 2] == ["-m", "pytest"] for i in range(len(names))):
             found.append(entry.name)
     return found
 
@@ -284,8 +317,9 @@ class Hub:
 
     def browser(self, user: Any) -> httpx.Client:
         """An HTTP client with the user's session cookie (dashboard and admin pages)."""
-        return httpx.Client(base_url=self.url, headers={"Cookie": session_cookie_for(user)}, timeout=60,
-                            trust_env=False)
+        return httpx.Client(
+            base_url=self.url, headers={"Cookie": session_cookie_for(user)}, timeout=60, trust_env=False
+        )
 
     def new_sandbox(self, employees: int = 20) -> Sandbox:
         """A BambooHR sandbox of one test's own: its counters see only that test's integration."""
@@ -293,15 +327,21 @@ class Hub:
 
     def sandbox_control(self, spec: dict[str, Any], sandbox: Sandbox | None = None) -> dict[str, Any]:
         sandbox = sandbox or self.sandbox
-        response = httpx.post(f"{sandbox.url}/__sandbox__/faults", json=spec, auth=(sandbox.api_key, "x"),
-                              timeout=10, trust_env=False)
+        response = httpx.post(
+            f"{sandbox.url}/__sandbox__/faults", json=spec, auth=(sandbox.api_key, "x"), timeout=10, trust_env=False
+        )
         response.raise_for_status()
         return response.json()
 
     def sandbox_stats(self, reset: bool = False, sandbox: Sandbox | None = None) -> dict[str, Any]:
         sandbox = sandbox or self.sandbox
-        response = httpx.request("DELETE" if reset else "GET", f"{sandbox.url}/__sandbox__/stats",
-                                 auth=(sandbox.api_key, "x"), timeout=10, trust_env=False)
+        response = httpx.request(
+            "DELETE" if reset else "GET",
+            f"{sandbox.url}/__sandbox__/stats",
+            auth=(sandbox.api_key, "x"),
+            timeout=10,
+            trust_env=False,
+        )
         response.raise_for_status()
         return response.json()
 
@@ -326,17 +366,49 @@ class Hub:
 
 def _start_worker(start: Callable[..., ManagedProcess], name: str, concurrency: int) -> ManagedProcess:
     node = f"{name}-{os.getpid()}-{time.monotonic_ns()}"
-    proc = start(f"worker-{name}", [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
-                                    "-P", "prefork", "-c", str(concurrency), "-n", f"{node}@%h",
-                                    "--without-gossip", "--without-mingle"])
+    proc = start(
+        f"worker-{name}",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "INFO",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{node}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+    )
     proc.node = node  # type: ignore[attr-defined]
     return proc
 
 
 def _start_beat(start: Callable[..., ManagedProcess], log_dir: Path, name: str) -> ManagedProcess:
-    return start(name, [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-                        "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile",
-                        str(log_dir / f"{name}.pid")])
+    return start(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "INFO",
+            "-S",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile",
+            str(log_dir / f"{name}.pid"),
+        ],
+    )
 
 
 def _flush_redis(redis_url: str) -> None:
@@ -420,9 +492,16 @@ def hub(hub_db: None, people: SimpleNamespace, tmp_path_factory: pytest.TempPath
     _flush_redis(redis_url)
     log_dir = tmp_path_factory.mktemp("hub")
     env = dict(os.environ)
-    env.update(DJANGO_SETTINGS_MODULE="config.settings_test", DATABASE_URL=database_url(connection.settings_dict),
-               REDIS_URL=redis_url, CREDENTIALS_KEY=settings.CREDENTIALS_KEY, DEBUG="true", PYTHONUNBUFFERED="1",
-               PYTHONPATH=str(REPO), **HUB_ENV)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings_test",
+        DATABASE_URL=database_url(connection.settings_dict),
+        REDIS_URL=redis_url,
+        CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
+        DEBUG="true",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(REPO),
+        **HUB_ENV,
+    )
     started: list[ManagedProcess] = []
 
     def start(name: str, argv: list[str], **extra: str) -> ManagedProcess:
@@ -435,21 +514,41 @@ def hub(hub_db: None, people: SimpleNamespace, tmp_path_factory: pytest.TempPath
     overrides.enable()
     try:
         port = free_port()
-        web = start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                               "config.asgi:application"])
+        web = start(
+            "daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+        )
         workers = [_start_worker(start, "w1", 2), _start_worker(start, "w2", 2)]
         beat = _start_beat(start, log_dir, "beat")
         sandbox = Sandbox(start, api_key=os.urandom(20).hex(), employees=40)
         sandbox.process = start(
-            "bamboohr-sandbox", [sys.executable, "manage.py", "bamboohr_sandbox", "--port", str(sandbox.port),
-                                 "--api-key", sandbox.api_key, "--employees", str(sandbox.employees)])
+            "bamboohr-sandbox",
+            [
+                sys.executable,
+                "manage.py",
+                "bamboohr_sandbox",
+                "--port",
+                str(sandbox.port),
+                "--api-key",
+                sandbox.api_key,
+                "--employees",
+                str(sandbox.employees),
+            ],
+        )
         web.wait_ready(lambda: port_open(port), timeout=60)
         for worker in workers:
             worker.wait_ready(lambda w=worker: _alive(redis_url, f"hub:alive:worker:{w.node}@*"), timeout=60)
         beat.wait_ready(lambda: _alive(redis_url, "hub:alive:beat:*"), timeout=60)
         sandbox.process.wait_ready(lambda: port_open(sandbox.port), timeout=60)
-        yield Hub(web=Server(web, port), workers=workers, beat=beat, sandbox=sandbox, people=people,
-                  start_process=start, redis_url=redis_url, log_dir=log_dir)
+        yield Hub(
+            web=Server(web, port),
+            workers=workers,
+            beat=beat,
+            sandbox=sandbox,
+            people=people,
+            start_process=start,
+            redis_url=redis_url,
+            log_dir=log_dir,
+        )
     finally:
         # Nothing here needs a graceful end (logs are unbuffered; Redis is flushed below): a kill saves the
         # seconds each warm shutdown would take.
@@ -500,9 +599,16 @@ def postgres_config(pg_url: str, **extra: Any) -> dict[str, Any]:
     from urllib.parse import urlparse
 
     pg = urlparse(pg_url)
-    return {"host": pg.hostname or "127.0.0.1", "port": pg.port or 5432, "database": pg.path.lstrip("/") or "test",
-            "username": pg.username or "postgres", "pool_size": 2, "connect_timeout": 3,
-            "statement_timeout_seconds": 5, **extra}
+    return {
+        "host": pg.hostname or "127.0.0.1",
+        "port": pg.port or 5432,
+        "database": pg.path.lstrip("/") or "test",
+        "username": pg.username or "postgres",
+        "pool_size": 2,
+        "connect_timeout": 3,
+        "statement_timeout_seconds": 5,
+        **extra,
+    }
 
 
 def secret_variants(secret: str) -> list[str]:
@@ -517,4 +623,3 @@ def hub_database_vendor() -> str:
     from django.db import connection
 
     return connection.vendor
-

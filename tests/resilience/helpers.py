@@ -47,8 +47,9 @@ def brief(api: httpx.Client, integration_id: str) -> dict[str, Any]:
     raise AssertionError(f"{integration_id} is not in /api/health")
 
 
-def wait_status(api: httpx.Client, integration_id: str, statuses: str | tuple[str, ...], timeout: float
-                ) -> dict[str, Any]:
+def wait_status(
+    api: httpx.Client, integration_id: str, statuses: str | tuple[str, ...], timeout: float
+) -> dict[str, Any]:
     wanted = (statuses,) if isinstance(statuses, str) else statuses
     seen: list[str] = []
 
@@ -68,8 +69,9 @@ def agent_token(*integration_ids: str, access: str = "read", name: str = "resili
     from integrations.models import Integration
     from integrations.tools.models import AgentToken
 
-    _token, raw = AgentToken.issue(name=name, access=access,
-                                   integrations=list(Integration.objects.filter(pk__in=integration_ids)))
+    _token, raw = AgentToken.issue(
+        name=name, access=access, integrations=list(Integration.objects.filter(pk__in=integration_ids))
+    )
     return raw
 
 
@@ -85,14 +87,18 @@ class Call:
     lost: str | None = None  # why the caller got no usable answer
 
 
-def call_tool(base_url: str, raw_token: str, tool: str, arguments: dict[str, Any], timeout: float = 20
-              ) -> Call:
+def call_tool(base_url: str, raw_token: str, tool: str, arguments: dict[str, Any], timeout: float = 20) -> Call:
     """One REST tool call; the outcome as the caller sees it."""
     started = time.monotonic()
     try:
-        response = httpx.post(f"{base_url}/api/tools/{tool}/invoke", json=arguments, params={"timeout": timeout},
-                              headers={"Authorization": f"Bearer {raw_token}"}, timeout=timeout + 30,
-                              trust_env=False)
+        response = httpx.post(
+            f"{base_url}/api/tools/{tool}/invoke",
+            json=arguments,
+            params={"timeout": timeout},
+            headers={"Authorization": f"Bearer {raw_token}"},
+            timeout=timeout + 30,
+            trust_env=False,
+        )
     except httpx.HTTPError as exc:
         return Call(started, time.monotonic() - started, None, None, None, "", None, lost=type(exc).__name__)
     seconds = time.monotonic() - started
@@ -101,11 +107,26 @@ def call_tool(base_url: str, raw_token: str, tool: str, arguments: dict[str, Any
     except ValueError:
         body = None
     if response.status_code >= 500 or not isinstance(body, dict) or "ok" not in body:
-        return Call(started, seconds, response.status_code, None, None, response.text[:300], None,
-                    lost=f"HTTP {response.status_code}: {response.text[:200]}")
+        return Call(
+            started,
+            seconds,
+            response.status_code,
+            None,
+            None,
+            response.text[:300],
+            None,
+            lost=f"HTTP {response.status_code}: {response.text[:200]}",
+        )
     error = body.get("error") or {}
-    return Call(started, seconds, response.status_code, body["ok"], error.get("category"),
-                str(error.get("message") or ""), body.get("call_id"))
+    return Call(
+        started,
+        seconds,
+        response.status_code,
+        body["ok"],
+        error.get("category"),
+        str(error.get("message") or ""),
+        body.get("call_id"),
+    )
 
 
 @dataclass

@@ -36,9 +36,20 @@ LOGIN_PAGES = ("/accounts/login/", "/admin/login/", "/api-auth/login/")
 REFUSED_STATUS = {400, 401, 403, 404, 405}
 
 SAMPLES = {
-    "integration_id": PRIVATE_ID, "pk": PRIVATE_ID, "object_id": PRIVATE_ID, "content_type_id": "1", "id": "1",
-    "name": "query_hris", "action": "test", "kind": "bamboohr", "format": "json", "uidb64": "MQ",
-    "token": "set-password", "url": "nowhere/", "app_label": "integrations", "path": f"integrations/{PRIVATE_ID}/x",
+    "integration_id": PRIVATE_ID,
+    "pk": PRIVATE_ID,
+    "object_id": PRIVATE_ID,
+    "content_type_id": "1",
+    "id": "1",
+    "name": "query_hris",
+    "action": "test",
+    "kind": "bamboohr",
+    "format": "json",
+    "uidb64": "MQ",
+    "token": "set-password",
+    "url": "nowhere/",
+    "app_label": "integrations",
+    "path": f"integrations/{PRIVATE_ID}/x",
 }
 
 
@@ -67,7 +78,7 @@ def example_path(regex: str, operation_id: str) -> str:
         named = re.match(r"\(\?P<(\w+)>", regex[i:])
         if named:
             end = _group_end(regex, i)
-            name, body = named.group(1), regex[i + named.end():end]
+            name, body = named.group(1), regex[i + named.end() : end]
             value = operation_id if name == "operation_id" else SAMPLES[name]
             if body == "[0-9]+":
                 value = "1"
@@ -117,8 +128,15 @@ def private(db: None, django_user_model: Any) -> Any:
 
     owner = django_user_model.objects.create_user("walk-owner", password="pw-walk-owner-1")
     integration = services.create_integration(
-        actor=owner, id=PRIVATE_ID, name=PRIVATE_NAME, kind="bamboohr", auth_type="api_key",
-        config={"subdomain": "acme"}, credentials={"api_key": PRIVATE_KEY}, owner=owner)
+        actor=owner,
+        id=PRIVATE_ID,
+        name=PRIVATE_NAME,
+        kind="bamboohr",
+        auth_type="api_key",
+        config={"subdomain": "acme"},
+        credentials={"api_key": PRIVATE_KEY},
+        owner=owner,
+    )
     operation_id = str(uuid.uuid4())
     observability.remember_operation(operation_id, "test", PRIVATE_ID, "walk-owner")
     return integration, operation_id
@@ -155,8 +173,9 @@ def test_every_url_refuses_anonymous_and_other_users(private, django_user_model,
                 if response.status_code >= 500:
                     wrong.append(f"{who} {method.upper()} {path} -> {response.status_code} (server error)")
                     continue
-                about_private = PRIVATE_ID in path or path.startswith(("/admin/", "/metrics", "/api/tools/",
-                                                                        "/api/operations/"))
+                about_private = PRIVATE_ID in path or path.startswith(
+                    ("/admin/", "/metrics", "/api/tools/", "/api/operations/")
+                )
                 if who == "anonymous" or about_private:
                     if not _refused(response):
                         wrong.append(f"{who} {method.upper()} {path} -> {response.status_code}")
@@ -169,14 +188,22 @@ def test_every_url_refuses_anonymous_and_other_users(private, django_user_model,
 
     # Nothing was changed or started by the refused requests.
     after = Integration.objects.get(pk=PRIVATE_ID)
-    assert (after.name, after.config, after.enabled, after.status) == (PRIVATE_NAME, integration.config, True,
-                                                                          "disconnected")
+    assert (after.name, after.config, after.enabled, after.status) == (
+        PRIVATE_NAME,
+        integration.config,
+        True,
+        "disconnected",
+    )
     assert not IntegrationEvent.objects.filter(actor__in=["walk-intruder", ""]).exclude(type="config_change").exists()
 
     # The samples reach real pages: the same URLs serve the private integration to staff.
-    for path in (f"/integrations/{PRIVATE_ID}", f"/api/integrations/{PRIVATE_ID}",
-                 f"/api/integrations/{PRIVATE_ID}/events", f"/admin/integrations/integration/{PRIVATE_ID}/change/",
-                 f"/api/operations/{operation_id}"):
+    for path in (
+        f"/integrations/{PRIVATE_ID}",
+        f"/api/integrations/{PRIVATE_ID}",
+        f"/api/integrations/{PRIVATE_ID}/events",
+        f"/admin/integrations/integration/{PRIVATE_ID}/change/",
+        f"/api/operations/{operation_id}",
+    ):
         response = staff.get(path)
         assert response.status_code in (200, 202) and PRIVATE_ID in response.content.decode(), path  # 202: pending
 
@@ -194,15 +221,23 @@ def test_websocket_refuses_strangers_and_filters_events(hub: Hub, report: Report
 
     people = hub.people
     owner_api = hub.api(people.owner)
-    body = {"id": "ws_private", "name": PRIVATE_NAME, "kind": "bamboohr", "auth_type": "api_key",
-            "config": {"subdomain": "acme", "base_url": hub.sandbox.base_url, "allow_insecure_loopback": True},
-            "credentials": {"api_key": hub.sandbox.api_key}}
+    body = {
+        "id": "ws_private",
+        "name": PRIVATE_NAME,
+        "kind": "bamboohr",
+        "auth_type": "api_key",
+        "config": {"subdomain": "acme", "base_url": hub.sandbox.base_url, "allow_insecure_loopback": True},
+        "credentials": {"api_key": hub.sandbox.api_key},
+    }
     assert owner_api.post("/api/integrations", json=body).status_code == 201
 
     url = f"{hub.web.ws_url}/ws/integrations/"
     refused = 0
-    for cookie, origin in ((None, hub.url), ("sessionid=forged-session-key", hub.url),
-                           (session_cookie_for(people.owner), "http://evil.example")):
+    for cookie, origin in (
+        (None, hub.url),
+        ("sessionid=forged-session-key", hub.url),
+        (session_cookie_for(people.owner), "http://evil.example"),
+    ):
         with pytest.raises(InvalidStatus) as info:
             WSClient(url, cookie, origin=origin)
         assert info.value.response.status_code == 403
@@ -216,8 +251,14 @@ def test_websocket_refuses_strangers_and_filters_events(hub: Hub, report: Report
         mark = intruder.mark()
         done = owner_api.post("/api/integrations/ws_private/connect", params={"wait": 30})
         assert done.status_code == 200, done.text
-        owner.wait_for(lambda m: m.get("event") == "status_change" and m.get("status") == "connected"
-                       and m.get("integration") == "ws_private", 20)
+        owner.wait_for(
+            lambda m: (
+                m.get("event") == "status_change"
+                and m.get("status") == "connected"
+                and m.get("integration") == "ws_private"
+            ),
+            20,
+        )
         intruder.conn.send('{"type": "ping"}')
         intruder.wait_for(lambda m: m["event"] == "pong", 10, since=mark)  # all earlier pushes have arrived
         leaked = [m for m in intruder.seen[mark:] if "ws_private" in str(m) or PRIVATE_NAME in str(m)]
@@ -243,17 +284,26 @@ def test_mcp_endpoint_refuses_without_a_valid_token(hub: Hub, report: Report):
 
     staff_api = hub.api(hub.people.staff)
     for integration_id in ("mcp_mine", "mcp_theirs"):
-        body = {"id": integration_id, "name": integration_id, "kind": "bamboohr", "auth_type": "api_key",
-                "config": {"subdomain": "acme", "base_url": hub.sandbox.base_url, "allow_insecure_loopback": True},
-                "credentials": {"api_key": hub.sandbox.api_key}}
+        body = {
+            "id": integration_id,
+            "name": integration_id,
+            "kind": "bamboohr",
+            "auth_type": "api_key",
+            "config": {"subdomain": "acme", "base_url": hub.sandbox.base_url, "allow_insecure_loopback": True},
+            "credentials": {"api_key": hub.sandbox.api_key},
+        }
         assert staff_api.post("/api/integrations", json=body).status_code == 201
         assert staff_api.post(f"/api/integrations/{integration_id}/connect", params={"wait": 30}).status_code == 200
     mine = Integration.objects.get(pk="mcp_mine")
     _, scoped = AgentToken.issue(name="mcp-scoped", access="read", integrations=[mine])
     revoked_row, revoked = AgentToken.issue(name="mcp-revoked", access="read", integrations=[mine])
     AgentToken.objects.filter(pk=revoked_row.pk).update(revoked_at=timezone.now())
-    expired_row, expired = AgentToken.issue(name="mcp-expired", access="read", integrations=[mine],
-                                            expires_at=timezone.now() - timezone.timedelta(minutes=1))
+    expired_row, expired = AgentToken.issue(
+        name="mcp-expired",
+        access="read",
+        integrations=[mine],
+        expires_at=timezone.now() - timezone.timedelta(minutes=1),
+    )
     staff_token = Token.objects.get_or_create(user=hub.people.staff)[0].key
 
     port = free_port()
@@ -261,20 +311,33 @@ def test_mcp_endpoint_refuses_without_a_valid_token(hub: Hub, report: Report):
     server.wait_ready(lambda: port_open(port), timeout=60)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        attempts = [{}, {"Authorization": "Bearer hubat_forged"}, {"Authorization": f"Bearer {revoked}"},
-                    {"Authorization": f"Bearer {expired}"}, {"Authorization": f"Token {staff_token}"},
-                    {"Authorization": f"Bearer {staff_token}"}, {"Cookie": session_cookie_for(hub.people.staff)}]
+        attempts = [
+            {},
+            {"Authorization": "Bearer hubat_forged"},
+            {"Authorization": f"Bearer {revoked}"},
+            {"Authorization": f"Bearer {expired}"},
+            {"Authorization": f"Token {staff_token}"},
+            {"Authorization": f"Bearer {staff_token}"},
+            {"Cookie": session_cookie_for(hub.people.staff)},
+        ]
         for headers in attempts:
-            response = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                                  headers={**headers, "Accept": "application/json, text/event-stream"}, timeout=10,
-                                  trust_env=False)
+            response = httpx.post(
+                url,
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={**headers, "Accept": "application/json, text/event-stream"},
+                timeout=10,
+                trust_env=False,
+            )
             assert response.status_code == 401, (headers, response.status_code, response.text[:200])
 
         async def calls() -> tuple[Any, Any]:
-            async with create_mcp_http_client(headers={"Authorization": f"Bearer {scoped}"}) as http, \
-                    Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60) as mcp:
-                allowed = await mcp.call_tool("query_hris", {"connector_id": "mcp_mine", "resource": "employees",
-                                                             "limit": 1})
+            async with (
+                create_mcp_http_client(headers={"Authorization": f"Bearer {scoped}"}) as http,
+                Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60) as mcp,
+            ):
+                allowed = await mcp.call_tool(
+                    "query_hris", {"connector_id": "mcp_mine", "resource": "employees", "limit": 1}
+                )
                 denied = await mcp.call_tool("query_hris", {"connector_id": "mcp_theirs", "resource": "employees"})
                 return allowed, denied
 

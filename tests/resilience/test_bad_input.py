@@ -24,10 +24,12 @@ SANDBOX_CONFIG = {"subdomain": "acme", "base_url": "http://127.0.0.1:9/api/v1/",
 # JSON and config through the API and the admin (Django test client: every database backend)
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def staff(db: None, django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("bad-input-staff", password="pw-bad-input-1", is_staff=True,
-                                                 is_superuser=True)
+    return django_user_model.objects.create_user(
+        "bad-input-staff", password="pw-bad-input-1", is_staff=True, is_superuser=True
+    )
 
 
 @pytest.fixture
@@ -48,8 +50,14 @@ def _nested(depth: int) -> Any:
 
 
 def _body(**overrides: Any) -> dict[str, Any]:
-    return {"id": "bad_input", "name": "Bad input", "kind": "bamboohr", "auth_type": "api_key",
-            "config": dict(SANDBOX_CONFIG), "credentials": {"api_key": "k" * 40}} | overrides
+    return {
+        "id": "bad_input",
+        "name": "Bad input",
+        "kind": "bamboohr",
+        "auth_type": "api_key",
+        "config": dict(SANDBOX_CONFIG),
+        "credentials": {"api_key": "k" * 40},
+    } | overrides
 
 
 BAD_BODIES = [
@@ -61,15 +69,24 @@ BAD_BODIES = [
     ("config is a string", json.dumps(_body(config="subdomain=acme")).encode(), "config"),
     ("config is a list", json.dumps(_body(config=[["subdomain", "acme"]])).encode(), "config"),
     ("unknown config key", json.dumps(_body(config={**SANDBOX_CONFIG, "subdomian": "x"})).encode(), "subdomian"),
-    ("config value of the wrong type", json.dumps(_body(config={**SANDBOX_CONFIG, "timeout_seconds": "fast"})
-                                                  ).encode(), "timeout_seconds"),
-    ("negative rate limit", json.dumps(_body(config={**SANDBOX_CONFIG, "rate_limit": {"requests": -1}})).encode(),
-     "rate_limit"),
+    (
+        "config value of the wrong type",
+        json.dumps(_body(config={**SANDBOX_CONFIG, "timeout_seconds": "fast"})).encode(),
+        "timeout_seconds",
+    ),
+    (
+        "negative rate limit",
+        json.dumps(_body(config={**SANDBOX_CONFIG, "rate_limit": {"requests": -1}})).encode(),
+        "rate_limit",
+    ),
     ("credentials is a list", json.dumps(_body(credentials=["k"])).encode(), "credentials"),
     ("unknown credential", json.dumps(_body(credentials={"api_key": "k" * 40, "pasword": "x"})).encode(), "pasword"),
     ("unknown kind", json.dumps(_body(kind="salesforce")).encode(), "kind"),
-    ("JSON nested too deep to parse", ('{"id": "x", "name": "x", "kind": "bamboohr", "config": ' + "[" * 5000
-                                       + "]" * 5000 + "}").encode(), "nested too deeply"),
+    (
+        "JSON nested too deep to parse",
+        ('{"id": "x", "name": "x", "kind": "bamboohr", "config": ' + "[" * 5000 + "]" * 5000 + "}").encode(),
+        "nested too deeply",
+    ),
     ("config nested 500 deep", json.dumps(_body(config={**SANDBOX_CONFIG, "x": _nested(500)})).encode(), "config"),
 ]
 
@@ -107,8 +124,15 @@ def test_admin_form_with_invalid_config_json_shows_form_errors(staff, client, re
     client.force_login(staff)
     page = client.get("/admin/integrations/integration/add/?kind=bamboohr")
     assert page.status_code == 200
-    fields = {"id": "admin_bad", "name": "Admin bad", "kind": "bamboohr", "auth_type": "api_key",
-              "health_check_interval": "60", "enabled": "on", "api_key": "k" * 40}
+    fields = {
+        "id": "admin_bad",
+        "name": "Admin bad",
+        "kind": "bamboohr",
+        "auth_type": "api_key",
+        "health_check_interval": "60",
+        "enabled": "on",
+        "api_key": "k" * 40,
+    }
     config_fields = [name for name in page.context["adminform"].form.fields if "config" in name]
     for bad in ("{not json", "[1, 2]", '{"subdomain": 5}', '"acme"'):
         data = dict(fields)
@@ -127,17 +151,30 @@ def test_admin_form_with_invalid_config_json_shows_form_errors(staff, client, re
 # OAuth2 callbacks
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def oauth_integration(db: None, django_user_model: Any) -> Any:
     from integrations import services
 
     owner = django_user_model.objects.create_user("oauth-owner", password="pw-oauth-owner-1")
     integration = services.create_integration(
-        actor=owner, id="oauth_bad", name="OAuth target", kind="bamboohr", auth_type="oauth2", owner=owner,
-        config={**SANDBOX_CONFIG, "oauth2": {"client_id": "hub", "authorize_url": "http://127.0.0.1:9/authorize",
-                                             "token_url": "http://127.0.0.1:9/token",
-                                             "grant_type": "authorization_code"}},
-        credentials={"client_secret": "oauth-bad-ClientSecret-77"})
+        actor=owner,
+        id="oauth_bad",
+        name="OAuth target",
+        kind="bamboohr",
+        auth_type="oauth2",
+        owner=owner,
+        config={
+            **SANDBOX_CONFIG,
+            "oauth2": {
+                "client_id": "hub",
+                "authorize_url": "http://127.0.0.1:9/authorize",
+                "token_url": "http://127.0.0.1:9/token",
+                "grant_type": "authorization_code",
+            },
+        },
+        credentials={"client_secret": "oauth-bad-ClientSecret-77"},
+    )
     return owner, integration
 
 
@@ -160,20 +197,28 @@ def test_bad_oauth_callbacks_store_nothing(oauth_integration, client, django_use
     cases: list[tuple[str, Any, dict[str, str], str]] = [
         ("no parameters", client, {}, "missing_state"),
         ("garbage state", client, {"state": "garbage", "code": "c"}, "invalid_state"),
-        ("forged signature", client, {"state": _state_from_start(client)[:-3] + "abc", "code": "c"},
-         "invalid_state"),
+        ("forged signature", client, {"state": _state_from_start(client)[:-3] + "abc", "code": "c"}, "invalid_state"),
         ("state of another user", stranger, {"state": _state_from_start(client), "code": "c"}, "other_user_state"),
-        ("state signed with another key", client,
-         {"state": signing.dumps({"u": owner.pk, "n": "x"}, key="not-the-secret-key", salt=STATE_SALT), "code": "c"},
-         "invalid_state"),
-        ("state never started here", client, {"state": signing.dumps({"u": owner.pk, "n": "nonce-x"},
-                                                                     salt=STATE_SALT), "code": "c"}, "unknown_state"),
+        (
+            "state signed with another key",
+            client,
+            {"state": signing.dumps({"u": owner.pk, "n": "x"}, key="not-the-secret-key", salt=STATE_SALT), "code": "c"},
+            "invalid_state",
+        ),
+        (
+            "state never started here",
+            client,
+            {"state": signing.dumps({"u": owner.pk, "n": "nonce-x"}, salt=STATE_SALT), "code": "c"},
+            "unknown_state",
+        ),
         ("provider error", client, {"state": _state_from_start(client), "error": "access_denied"}, "access_denied"),
         ("no code", client, {"state": _state_from_start(client)}, "missing_code"),
     ]
     replayed = _state_from_start(client)
-    cases += [("first use (code exchange fails: no provider)", client, {"state": replayed, "code": "c"}, "exchange"),
-              ("replayed state", client, {"state": replayed, "code": "c"}, "replayed_state")]
+    cases += [
+        ("first use (code exchange fails: no provider)", client, {"state": replayed, "code": "c"}, "exchange"),
+        ("replayed state", client, {"state": replayed, "code": "c"}, "replayed_state"),
+    ]
     for label, who, params, reason in cases:
         response = who.get("/oauth/callback/", params)
         report.bad_inputs += 1
@@ -181,7 +226,7 @@ def test_bad_oauth_callbacks_store_nothing(oauth_integration, client, django_use
         text = response.content.decode()
         assert "Traceback" not in text and "oauth-bad-ClientSecret-77" not in text, label
         # The page says which check refused it (data-reason) and, in words, that nothing was stored.
-        assert f'data-reason="{reason}' in text, (label, text[text.find("data-reason"):][:60])
+        assert f'data-reason="{reason}' in text, (label, text[text.find("data-reason") :][:60])
         assert "Nothing was stored" in text or reason == "access_denied", label
     # Last, an answer that took longer than the state may live.
     old = _state_from_start(client)
@@ -250,8 +295,9 @@ def test_oversized_bodies_on_the_real_server(hub: Hub, report: Report):
     size = settings.DATA_UPLOAD_MAX_MEMORY_SIZE * 8
     for path in ("/api/integrations", "/api/tools/query_hris/invoke"):
         started = time.monotonic()
-        response = api.post(path, content=b'{"name": "' + b"x" * size + b'"}',
-                            headers={"Content-Type": "application/json"})
+        response = api.post(
+            path, content=b'{"name": "' + b"x" * size + b'"}', headers={"Content-Type": "application/json"}
+        )
         report.bad_inputs += 1
         assert response.status_code in (400, 413), (path, response.status_code, response.text[:200])
         assert time.monotonic() - started < 20

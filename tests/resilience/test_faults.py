@@ -48,13 +48,24 @@ from tests.runtime_fixtures import Sandbox, wait_until
 pytestmark = pytest.mark.slow
 
 
-def bamboohr(hub: Hub, integration_id: str = "hr", sandbox: Sandbox | None = None, **config: object
-             ) -> dict[str, object]:
+def bamboohr(
+    hub: Hub, integration_id: str = "hr", sandbox: Sandbox | None = None, **config: object
+) -> dict[str, object]:
     sandbox = sandbox or hub.sandbox
-    return {"id": integration_id, "kind": "bamboohr", "auth_type": "api_key",
-            "config": {"subdomain": "acme", "base_url": sandbox.base_url, "allow_insecure_loopback": True,
-                       "timeout_seconds": 2, **config},
-            "credentials": {"api_key": sandbox.api_key}, "health_check_interval": CHECK_INTERVAL}
+    return {
+        "id": integration_id,
+        "kind": "bamboohr",
+        "auth_type": "api_key",
+        "config": {
+            "subdomain": "acme",
+            "base_url": sandbox.base_url,
+            "allow_insecure_loopback": True,
+            "timeout_seconds": 2,
+            **config,
+        },
+        "credentials": {"api_key": sandbox.api_key},
+        "health_check_interval": CHECK_INTERVAL,
+    }
 
 
 def employees(integration_id: str = "hr") -> dict[str, object]:
@@ -112,8 +123,11 @@ def test_sandbox_503_storm_then_slow_answers(hub: Hub, report: Report):
             during = load.since(slow)
             assert {c.category for c in during} <= {"timeout", "unavailable", None}, {c.category for c in during}
             # Only timeouts can open the circuit here: both say the caller should come back later.
-            assert all("no answer within 2 s" in c.message or "circuit open" in c.message or "in error" in c.message
-                       for c in during if not c.ok), {c.message for c in during if not c.ok}
+            assert all(
+                "no answer within 2 s" in c.message or "circuit open" in c.message or "in error" in c.message
+                for c in during
+                if not c.ok
+            ), {c.message for c in during if not c.ok}
             # No call waits longer than the integration's timeout allows (2 s, one retry, a little slack).
             assert max(c.seconds for c in during) < 9
             hub.sandbox_control(sandbox=own, spec={"clear": True})
@@ -160,7 +174,7 @@ def test_worker_killed_with_sigkill_under_load(hub: Hub, report: Report):
 def _dashboard_row(hub: Hub, integration_id: str) -> str:
     page = hub.browser(hub.people.staff).get("/integrations").text
     start = page.index(f'data-integration="{integration_id}"')
-    return page[start:page.index("</tr>", start)]
+    return page[start : page.index("</tr>", start)]
 
 
 def test_beat_stopped_checks_go_stale_then_resume(hub: Hub, report: Report):
@@ -174,13 +188,21 @@ def test_beat_stopped_checks_go_stale_then_resume(hub: Hub, report: Report):
         hub.beat.signal(signal.SIGKILL)
         wait_until(lambda: not hub.beat.alive(), 10, what="beat to stop")
         # Three intervals without a check: the API and the dashboard say so.
-        row = wait_until(lambda: (r := brief(api, "hr_beat"))["stale"] and r, 4 * CHECK_INTERVAL + 10, 0.5,
-                         "the integration to be reported stale")
+        row = wait_until(
+            lambda: (r := brief(api, "hr_beat"))["stale"] and r,
+            4 * CHECK_INTERVAL + 10,
+            0.5,
+            "the integration to be reported stale",
+        )
         assert row["status"] == "connected"  # the last known status is kept, flagged as old news
         assert api.get("/api/health").json()["stale"] >= 1
         assert 'data-role="stale"' in _dashboard_row(hub, "hr_beat")
-        beat = wait_until(lambda: (h := httpx.get(f"{hub.url}/healthz", timeout=10).json())["checks"]["beat"]
-                          ["ok"] is False and h, 20, 0.5, "/healthz to report beat gone")
+        beat = wait_until(
+            lambda: (h := httpx.get(f"{hub.url}/healthz", timeout=10).json())["checks"]["beat"]["ok"] is False and h,
+            20,
+            0.5,
+            "/healthz to report beat gone",
+        )
         assert beat["checks"]["beat"]["alive"] == 0
 
         hub.start_beat()
@@ -193,12 +215,26 @@ def test_postgresql_restarted_under_load(hub: Hub, report: Report, quiet_machine
         report.skipped("PostgreSQL restarted under load", "the hub's own database is PostgreSQL in this run")
         pytest.skip("the hub's own database is PostgreSQL in this run: restarting it is not this test's subject")
     api = hub.api(hub.people.staff)
-    create(api, id="warehouse", kind="postgresql", auth_type="basic", config=postgres_config(pg_url),
-           credentials={"password": "unused-with-trust-auth"}, health_check_interval=CHECK_INTERVAL)
+    create(
+        api,
+        id="warehouse",
+        kind="postgresql",
+        auth_type="basic",
+        config=postgres_config(pg_url),
+        credentials={"password": "unused-with-trust-auth"},
+        health_check_interval=CHECK_INTERVAL,
+    )
     connect(api, "warehouse")
     token = agent_token("warehouse")
-    load = ToolLoad(hub.url, token, "query_database", {"connector_id": "warehouse", "query": "SELECT 1 AS one"},
-                    threads=2, pause=0.1, timeout=10).start()
+    load = ToolLoad(
+        hub.url,
+        token,
+        "query_database",
+        {"connector_id": "warehouse", "query": "SELECT 1 AS one"},
+        threads=2,
+        pause=0.1,
+        timeout=10,
+    ).start()
     try:
         load.wait_for(lambda c: bool(c.ok), 20, "a first successful query")
         with report.fault("PostgreSQL restarted under load"):
@@ -213,8 +249,9 @@ def test_postgresql_restarted_under_load(hub: Hub, report: Report, quiet_machine
             row = wait_status(api, "warehouse", "error", timeout=40)
             assert row["last_error"].startswith(("network:", "unavailable:", "timeout:")), row
             failed = [c for c in load.since(stopped) if not c.ok]
-            assert failed and all(c.category in ("network", "unavailable", "timeout") for c in failed), \
-                {(c.category, c.message) for c in failed}
+            assert failed and all(c.category in ("network", "unavailable", "timeout") for c in failed), {
+                (c.category, c.message) for c in failed
+            }
             subprocess.run(pg_cluster_command("start"), check=True, capture_output=True, timeout=120)
             wait_until(postgres_up, 60, 0.3, "PostgreSQL to accept connections")
             row = wait_status(api, "warehouse", "connected", timeout=40)
@@ -227,15 +264,34 @@ def test_postgresql_restarted_under_load(hub: Hub, report: Report, quiet_machine
 
 def test_mariadb_connections_killed(hub: Hub, report: Report, mysql_account):
     api = hub.api(hub.people.staff)
-    create(api, id="crm_db", kind="mysql", auth_type="basic",
-           config={"host": "127.0.0.1", "port": 3306, "database": "test", "username": mysql_account.user,
-                   "pool_size": 2, "connect_timeout": 3, "statement_timeout_seconds": 8},
-           credentials={"password": mysql_account.password}, health_check_interval=CHECK_INTERVAL)
+    create(
+        api,
+        id="crm_db",
+        kind="mysql",
+        auth_type="basic",
+        config={
+            "host": "127.0.0.1",
+            "port": 3306,
+            "database": "test",
+            "username": mysql_account.user,
+            "pool_size": 2,
+            "connect_timeout": 3,
+            "statement_timeout_seconds": 8,
+        },
+        credentials={"password": mysql_account.password},
+        health_check_interval=CHECK_INTERVAL,
+    )
     connect(api, "crm_db")
     token = agent_token("crm_db")
-    load = ToolLoad(hub.url, token, "query_database",
-                    {"connector_id": "crm_db", "query": "SELECT CONNECTION_ID() AS id"},
-                    threads=2, pause=0.1, timeout=10).start()
+    load = ToolLoad(
+        hub.url,
+        token,
+        "query_database",
+        {"connector_id": "crm_db", "query": "SELECT CONNECTION_ID() AS id"},
+        threads=2,
+        pause=0.1,
+        timeout=10,
+    ).start()
     try:
         load.wait_for(lambda c: bool(c.ok), 20, "a first successful query")
         with report.fault("MariaDB connections of the integration killed (KILL <id>)"):
@@ -255,15 +311,25 @@ def test_mariadb_connections_killed(hub: Hub, report: Report, mysql_account):
 
         with report.fault("MariaDB connection killed in the middle of a query"):
             outcome: list = []
-            thread = threading.Thread(target=lambda: outcome.append(call_tool(
-                hub.url, token, "query_database", {"connector_id": "crm_db", "query": "SELECT SLEEP(4) AS slept"},
-                timeout=20)))
+            thread = threading.Thread(
+                target=lambda: outcome.append(
+                    call_tool(
+                        hub.url,
+                        token,
+                        "query_database",
+                        {"connector_id": "crm_db", "query": "SELECT SLEEP(4) AS slept"},
+                        timeout=20,
+                    )
+                )
+            )
             thread.start()
 
             def sleeping() -> list[int]:
                 with mysql_account.admin.cursor() as cursor:
-                    cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND INFO LIKE %s",
-                                   (mysql_account.user, "%SLEEP(4)%"))
+                    cursor.execute(
+                        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND INFO LIKE %s",
+                        (mysql_account.user, "%SLEEP(4)%"),
+                    )
                     return [int(row[0]) for row in cursor.fetchall()]
 
             busy = wait_until(sleeping, 20, 0.1, "the query to run in MariaDB")
@@ -317,20 +383,24 @@ def test_redis_restarted(hub: Hub, report: Report, request: pytest.FixtureReques
                 assert "Redis" in refused.json()["detail"]
                 page = hub.browser(hub.people.staff).get("/integrations")
                 assert page.status_code == 200 and 'data-integration="hr_redis"' in page.text
-                load.wait_for(lambda c: c.category == "unavailable", 20, "calls refused while Redis is down",
-                              since=down)
+                load.wait_for(
+                    lambda c: c.category == "unavailable", 20, "calls refused while Redis is down", since=down
+                )
             finally:
                 subprocess.run(redis_start_command(port), check=True, capture_output=True, timeout=30)
                 wait_until(lambda: redis_up(port), 30, 0.1, "redis-server to answer")
             up = time.monotonic()
             # Every process reconnects by itself: workers (heartbeats), web, beat (checks), the WebSocket.
-            wait_until(lambda: httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200, 30, 0.5,
-                       "/healthz to be healthy again")
+            wait_until(
+                lambda: httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200,
+                30,
+                0.5,
+                "/healthz to be healthy again",
+            )
             load.wait_for(lambda c: bool(c.ok), 30, "a successful call after the restart", since=up)
             # Live pushes: a socket opened now gets them (the dashboard's script reconnects by itself); the old
             # one either kept working or was closed, so that its browser reconnects too.
-            fresh = WSClient(f"{hub.web.ws_url}/ws/integrations/", session_cookie_for(hub.people.staff),
-                             origin=hub.url)
+            fresh = WSClient(f"{hub.web.ws_url}/ws/integrations/", session_cookie_for(hub.people.staff), origin=hub.url)
             fresh.wait_for(lambda m: m["event"] == "hello")
             mark = ws.mark()
             done = api.post("/api/integrations/hr_redis/test", params={"wait": 20})
@@ -338,14 +408,14 @@ def test_redis_restarted(hub: Hub, report: Report, request: pytest.FixtureReques
             fresh.wait_for(lambda m: m.get("event") == "test" and m.get("integration") == "hr_redis", 20)
             fresh.close()
             try:
-                ws.wait_for(lambda m: m.get("event") == "test" and m.get("integration") == "hr_redis", 5,
-                            since=mark)
+                ws.wait_for(lambda m: m.get("event") == "test" and m.get("integration") == "hr_redis", 5, since=mark)
             except TimeoutError:
                 with pytest.raises(ConnectionClosed):
                     ws.conn.send('{"type": "ping"}')
             checked = brief(api, "hr_redis")["last_checked_at"]
-            wait_until(lambda: brief(api, "hr_redis")["last_checked_at"] != checked, 20, 0.5,
-                       "beat to dispatch checks again")
+            wait_until(
+                lambda: brief(api, "hr_redis")["last_checked_at"] != checked, 20, 0.5, "beat to dispatch checks again"
+            )
             failures = [c for c in load.since(up + 5) if not c.ok]
             assert not failures, [(c.category, c.message) for c in failures][:5]
     finally:

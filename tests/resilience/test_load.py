@@ -29,12 +29,21 @@ def test_fifty_concurrent_calls_hold_the_rate_limit_exactly(hub: Hub, report: Re
     # A BambooHR of its own: the hub's sandbox also serves the other tests' scheduled checks.
     target = hub.new_sandbox()
     api = hub.api(hub.people.staff)
-    create(api, id="hr_load", kind="bamboohr", auth_type="api_key",
-           config={"subdomain": "acme", "base_url": target.base_url, "allow_insecure_loopback": True,
-                   "timeout_seconds": 5,
-                   "rate_limit": {"requests": BURST, "per_seconds": BURST * 450, "burst": BURST,
-                                  "max_wait_seconds": 2}},
-           credentials={"api_key": target.api_key}, health_check_interval=3600)
+    create(
+        api,
+        id="hr_load",
+        kind="bamboohr",
+        auth_type="api_key",
+        config={
+            "subdomain": "acme",
+            "base_url": target.base_url,
+            "allow_insecure_loopback": True,
+            "timeout_seconds": 5,
+            "rate_limit": {"requests": BURST, "per_seconds": BURST * 450, "burst": BURST, "max_wait_seconds": 2},
+        },
+        credentials={"api_key": target.api_key},
+        health_check_interval=3600,
+    )
     connect(api, "hr_load")
     assert len(hub.live_workers()) >= 2
     token = agent_token("hr_load")
@@ -48,8 +57,9 @@ def test_fifty_concurrent_calls_hold_the_rate_limit_exactly(hub: Hub, report: Re
 
     def one(_: int) -> Call:
         gate.wait(30)
-        return call_tool(hub.url, token, "query_hris", {"connector_id": "hr_load", "resource": "employees",
-                                                       "limit": 5}, timeout=30)
+        return call_tool(
+            hub.url, token, "query_hris", {"connector_id": "hr_load", "resource": "employees", "limit": 5}, timeout=30
+        )
 
     with report.fault(f"{CALLS} concurrent tool calls over two workers against a limit of {BURST} requests"):
         with ThreadPoolExecutor(CALLS) as pool:
@@ -82,6 +92,7 @@ def test_fifty_concurrent_calls_hold_the_rate_limit_exactly(hub: Hub, report: Re
         served = {}
         for worker in hub.live_workers():
             text = worker.log_path.read_text(errors="replace")
-            served[worker.name] = len(task_ids & set(re.findall(r"integrations\.tools\.run\[([0-9a-f-]+)\] received",
-                                                                 text)))
+            served[worker.name] = len(
+                task_ids & set(re.findall(r"integrations\.tools\.run\[([0-9a-f-]+)\] received", text))
+            )
         assert sum(served.values()) == len(task_ids) and all(served.values()), served

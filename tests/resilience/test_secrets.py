@@ -91,8 +91,14 @@ def _decoded_bodies(text: str) -> list[str]:
     return found
 
 
-def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account, pg_url: str,  # noqa: F811
-                            tmp_path: Path):
+def test_no_secret_anywhere(
+    hub: Hub,
+    report: Report,
+    authserver,  # noqa: F811
+    mysql_account,
+    pg_url: str,
+    tmp_path: Path,
+):
     from django.conf import settings
     from django.core.management import call_command
 
@@ -121,8 +127,13 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
         responses[name] = response.text
         return response
 
-    sandbox = {"subdomain": "acme", "base_url": hub.sandbox.base_url, "allow_insecure_loopback": True,
-               "timeout_seconds": 5, "writable_fields": ["firstName", "lastName", "department"]}
+    sandbox = {
+        "subdomain": "acme",
+        "base_url": hub.sandbox.base_url,
+        "allow_insecure_loopback": True,
+        "timeout_seconds": 5,
+        "writable_fields": ["firstName", "lastName", "department"],
+    }
     sqlite_path = tmp_path / "secrets-target.sqlite3"
     import sqlite3
 
@@ -130,34 +141,78 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
         db.execute("CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT)")
         db.execute("INSERT INTO people (name) VALUES ('Ada')")
     bodies = [
-        {"id": "sec_hr", "kind": "bamboohr", "auth_type": "api_key", "config": sandbox,
-         "credentials": {"api_key": hub.sandbox.api_key}},
-        {"id": "sec_hr_oauth", "kind": "bamboohr", "auth_type": "oauth2",
-         "config": {**sandbox, "oauth2": {"client_id": clients.CC_CLIENT_ID, "token_url": authserver.token_url,
-                                          "grant_type": "client_credentials", "scopes": ["read"]}},
-         "credentials": {"client_secret": clients.CC_CLIENT_SECRET}},
-        {"id": "sec_pg", "kind": "postgresql", "auth_type": "basic", "config": postgres_config(pg_url),
-         "credentials": {"password": rotated_from}},
-        {"id": "sec_maria", "kind": "mysql", "auth_type": "basic",
-         "config": {"host": "127.0.0.1", "port": 3306, "database": "test", "username": mysql_account.user,
-                    "pool_size": 2, "connect_timeout": 3},
-         "credentials": {"password": mysql_account.password}},
-        {"id": "sec_maria_wrong", "kind": "mysql", "auth_type": "basic",
-         "config": {"host": "127.0.0.1", "port": 3306, "database": "test", "username": mysql_account.user,
-                    "pool_size": 1, "connect_timeout": 3},
-         "credentials": {"password": wrong_mysql_password}},
+        {
+            "id": "sec_hr",
+            "kind": "bamboohr",
+            "auth_type": "api_key",
+            "config": sandbox,
+            "credentials": {"api_key": hub.sandbox.api_key},
+        },
+        {
+            "id": "sec_hr_oauth",
+            "kind": "bamboohr",
+            "auth_type": "oauth2",
+            "config": {
+                **sandbox,
+                "oauth2": {
+                    "client_id": clients.CC_CLIENT_ID,
+                    "token_url": authserver.token_url,
+                    "grant_type": "client_credentials",
+                    "scopes": ["read"],
+                },
+            },
+            "credentials": {"client_secret": clients.CC_CLIENT_SECRET},
+        },
+        {
+            "id": "sec_pg",
+            "kind": "postgresql",
+            "auth_type": "basic",
+            "config": postgres_config(pg_url),
+            "credentials": {"password": rotated_from},
+        },
+        {
+            "id": "sec_maria",
+            "kind": "mysql",
+            "auth_type": "basic",
+            "config": {
+                "host": "127.0.0.1",
+                "port": 3306,
+                "database": "test",
+                "username": mysql_account.user,
+                "pool_size": 2,
+                "connect_timeout": 3,
+            },
+            "credentials": {"password": mysql_account.password},
+        },
+        {
+            "id": "sec_maria_wrong",
+            "kind": "mysql",
+            "auth_type": "basic",
+            "config": {
+                "host": "127.0.0.1",
+                "port": 3306,
+                "database": "test",
+                "username": mysql_account.user,
+                "pool_size": 1,
+                "connect_timeout": 3,
+            },
+            "credentials": {"password": wrong_mysql_password},
+        },
         {"id": "sec_sqlite", "kind": "sqlite", "auth_type": "none", "config": {"path": str(sqlite_path)}},
     ]
     for body in bodies:
-        keep(f"create {body['id']}", hub.api(staff).post("/api/integrations", json={
-            **body, "name": body["id"], "health_check_interval": CHECK_INTERVAL}))
+        keep(
+            f"create {body['id']}",
+            hub.api(staff).post(
+                "/api/integrations", json={**body, "name": body["id"], "health_check_interval": CHECK_INTERVAL}
+            ),
+        )
         assert responses[f"create {body['id']}"] and Integration.objects.filter(pk=body["id"]).exists(), responses
     # A rotation through the API: the old value must be gone for good too.
     keep("rotate", api.patch("/api/integrations/sec_pg", json={"credentials": {"password": pg_password}}))
 
     for integration_id in ("sec_hr", "sec_pg", "sec_maria", "sec_sqlite", "sec_maria_wrong", "sec_hr_oauth"):
-        keep(f"connect {integration_id}", api.post(f"/api/integrations/{integration_id}/connect",
-                                                   params={"wait": 30}))
+        keep(f"connect {integration_id}", api.post(f"/api/integrations/{integration_id}/connect", params={"wait": 30}))
         keep(f"test {integration_id}", api.post(f"/api/integrations/{integration_id}/test", params={"wait": 30}))
     for integration_id in ("sec_hr", "sec_pg", "sec_maria", "sec_sqlite"):
         assert Integration.objects.get(pk=integration_id).status == "connected", integration_id
@@ -172,9 +227,15 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
     secrets["agent token"] = raw
     tool_calls = [
         ("query_hris", {"connector_id": "sec_hr", "resource": "employees", "limit": 3}),
-        ("create_hris_record", {"connector_id": "sec_hr", "entity_type": "employee",
-                                "idempotency_key": f"secrets-{suffix}",
-                                "data": {"firstName": "Secret", "lastName": f"Keeper{suffix}"}}),
+        (
+            "create_hris_record",
+            {
+                "connector_id": "sec_hr",
+                "entity_type": "employee",
+                "idempotency_key": f"secrets-{suffix}",
+                "data": {"firstName": "Secret", "lastName": f"Keeper{suffix}"},
+            },
+        ),
         ("query_database", {"connector_id": "sec_pg", "query": "SELECT current_user AS who"}),
         ("query_database", {"connector_id": "sec_maria", "query": "SELECT CURRENT_USER() AS who"}),
         ("query_database", {"connector_id": "sec_sqlite", "query": "SELECT name FROM people"}),
@@ -188,31 +249,48 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
         outcomes.append(call.ok if call.ok else call.category)
     assert outcomes == [True] * 6 + ["invalid"], outcomes
     # Scheduled checks ran on each (beat → worker), with their events and pushes.
-    wait_until(lambda: IntegrationEvent.objects.filter(integration_ref="sec_pg", type="health_check").exists(),
-               3 * CHECK_INTERVAL, 0.5, "a scheduled check")
+    wait_until(
+        lambda: IntegrationEvent.objects.filter(integration_ref="sec_pg", type="health_check").exists(),
+        3 * CHECK_INTERVAL,
+        0.5,
+        "a scheduled check",
+    )
 
     # What a user and an operator read.
     browser = hub.browser(staff)
     pages: dict[str, str] = {}
-    for path in ["/integrations", "/admin/", "/admin/integrations/integration/",
-                 "/admin/integrations/integrationevent/", "/admin/integrations/toolcall/",
-                 "/admin/integrations/agenttoken/", "/admin/integrations/writeintent/", "/api/health",
-                 "/api/integrations", "/api/tools/calls/?limit=500", "/api/schema/", "/metrics", "/healthz",
-                 *[f"/integrations/{b['id']}" for b in bodies],
-                 *[f"/admin/integrations/integration/{b['id']}/change/" for b in bodies],
-                 *[f"/api/integrations/{b['id']}" for b in bodies],
-                 *[f"/api/integrations/{b['id']}/events" for b in bodies],
-                 *[f"/api/integrations/{b['id']}/metrics" for b in bodies]]:
+    for path in [
+        "/integrations",
+        "/admin/",
+        "/admin/integrations/integration/",
+        "/admin/integrations/integrationevent/",
+        "/admin/integrations/toolcall/",
+        "/admin/integrations/agenttoken/",
+        "/admin/integrations/writeintent/",
+        "/api/health",
+        "/api/integrations",
+        "/api/tools/calls/?limit=500",
+        "/api/schema/",
+        "/metrics",
+        "/healthz",
+        *[f"/integrations/{b['id']}" for b in bodies],
+        *[f"/admin/integrations/integration/{b['id']}/change/" for b in bodies],
+        *[f"/api/integrations/{b['id']}" for b in bodies],
+        *[f"/api/integrations/{b['id']}/events" for b in bodies],
+        *[f"/api/integrations/{b['id']}/metrics" for b in bodies],
+    ]:
         response = browser.get(path)
         assert response.status_code in (200, 503), (path, response.status_code)
         pages[path] = response.text
     for call in ToolCall.objects.all()[:200]:
         pages[f"/admin/integrations/toolcall/{call.pk}/change/"] = browser.get(
-            f"/admin/integrations/toolcall/{call.pk}/change/").text
+            f"/admin/integrations/toolcall/{call.pk}/change/"
+        ).text
         pages[f"/api/tools/calls/{call.pk}"] = browser.get(f"/api/tools/calls/{call.pk}").text
     for intent in WriteIntent.objects.all()[:50]:
         pages[f"/admin/integrations/writeintent/{intent.pk}/change/"] = browser.get(
-            f"/admin/integrations/writeintent/{intent.pk}/change/").text
+            f"/admin/integrations/writeintent/{intent.pk}/change/"
+        ).text
     ws.mark()
     ws.close()
 
@@ -222,8 +300,9 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
     stores = {"dumpdata": dump.getvalue()}
     for file_name, content in sqlite_file_bytes().items():
         stores[f"database file {file_name}"] = content.decode("latin-1")
-    stores["event rows"] = "\n".join(f"{e.integration_ref} {e.message} {json.dumps(e.detail)}"
-                                     for e in IntegrationEvent.objects.all())
+    stores["event rows"] = "\n".join(
+        f"{e.integration_ref} {e.message} {json.dumps(e.detail)}" for e in IntegrationEvent.objects.all()
+    )
     stores["audit rows"] = "\n".join(f"{c.arguments} {c.error_message}" for c in ToolCall.objects.all())
     client = redis.Redis.from_url(hub.redis_url)
     try:
@@ -246,13 +325,19 @@ def test_no_secret_anywhere(hub: Hub, report: Report, authserver, mysql_account,
         assert "sec_maria" in places[place], place
     assert "Redis key hub:metrics:sec_maria" in places
     assert len(ws.seen) > 5 and len(broker) > 3 and any(k.startswith("celery-task-meta-") for k in broker)
-    leaks = [f"{label} in {place}" for place, text in places.items() for label, secret in secrets.items()
-             if any(variant in text for variant in secret_variants(secret))]
+    leaks = [
+        f"{label} in {place}"
+        for place, text in places.items()
+        for label, secret in secrets.items()
+        if any(variant in text for variant in secret_variants(secret))
+    ]
     report.leak_places += len(places)
     report.leaks.extend(leaks)
     assert not leaks, leaks
     # The search would see them: the secrets are really stored (encrypted), and message bodies are decoded.
     assert Integration.objects.get(pk="sec_pg").credentials["password"] == pg_password
-    message = {"body": base64.b64encode(json.dumps([["canary-arg"], {}, {}]).encode()).decode(),
-               "properties": {"body_encoding": "base64"}}
+    message = {
+        "body": base64.b64encode(json.dumps([["canary-arg"], {}, {}]).encode()).decode(),
+        "properties": {"body_encoding": "base64"},
+    }
     assert "canary-arg" in " ".join(_decoded_bodies(json.dumps(message)))

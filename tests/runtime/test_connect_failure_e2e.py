@@ -17,10 +17,15 @@ def test_connect_unreachable_pushes_error(clean_redis, celery_worker_process, ws
     ws = ws_client_factory(staff_user)
     ws.wait_for(lambda m: m["event"] == "hello")
     port = free_port()
-    services.create_integration(actor=staff_user, id="hr_down", name="HR down", kind="bamboohr", auth_type="api_key",
-                                config={"subdomain": "acme", "base_url": f"http://127.0.0.1:{port}/api/v1/",
-                                        "allow_insecure_loopback": True},
-                                credentials={"api_key": "k" * 20})
+    services.create_integration(
+        actor=staff_user,
+        id="hr_down",
+        name="HR down",
+        kind="bamboohr",
+        auth_type="api_key",
+        config={"subdomain": "acme", "base_url": f"http://127.0.0.1:{port}/api/v1/", "allow_insecure_loopback": True},
+        credentials={"api_key": "k" * 20},
+    )
     op = services.request_connect("hr_down", actor=staff_user)
     ws.wait_for(lambda m: m["event"] == "status_change" and m["status"] == "connecting")
     msg = ws.wait_for(lambda m: m["event"] == "status_change" and m["status"] == "error", timeout=40)

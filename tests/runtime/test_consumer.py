@@ -18,8 +18,15 @@ from tests.runtime_fixtures import session_cookie_for
 
 
 def event(integration_id: str, kind: str = "status_change") -> dict:
-    return {"event": kind, "integration": integration_id, "status": "connected", "ok": True, "latency_ms": None,
-            "message": "", "at": "2026-01-01T00:00:00+00:00"}
+    return {
+        "event": kind,
+        "integration": integration_id,
+        "status": "connected",
+        "ok": True,
+        "latency_ms": None,
+        "message": "",
+        "at": "2026-01-01T00:00:00+00:00",
+    }
 
 
 async def open_socket(user=None) -> WebsocketCommunicator:
@@ -40,11 +47,13 @@ def people(transactional_db, django_user_model, clean_redis):
     teammate.groups.add(team)
     outsider = django_user_model.objects.create_user("outsider")
     staff = django_user_model.objects.create_user("staff", is_staff=True)
-    shared = services.create_integration(actor="t", id="shared_db", name="Shared", kind="sqlite",
-                                         config={"path": "/tmp/none.sqlite3"}, owner=owner)
+    shared = services.create_integration(
+        actor="t", id="shared_db", name="Shared", kind="sqlite", config={"path": "/tmp/none.sqlite3"}, owner=owner
+    )
     shared.shared_with_groups.add(team)
-    services.create_integration(actor="t", id="private_db", name="Private", kind="sqlite",
-                                config={"path": "/tmp/none.sqlite3"}, owner=owner)
+    services.create_integration(
+        actor="t", id="private_db", name="Private", kind="sqlite", config={"path": "/tmp/none.sqlite3"}, owner=owner
+    )
     return {"owner": owner, "teammate": teammate, "outsider": outsider, "staff": staff}
 
 
@@ -72,8 +81,11 @@ def test_each_user_receives_only_visible_integrations(people):
 
         await sync_to_async(observability.publish_event)(event("private_db"))
         await sync_to_async(observability.publish_event)(event("shared_db", "health_check"))
-        for name, expected in [("owner", ["private_db", "shared_db"]), ("staff", ["private_db", "shared_db"]),
-                               ("teammate", ["shared_db"])]:
+        for name, expected in [
+            ("owner", ["private_db", "shared_db"]),
+            ("staff", ["private_db", "shared_db"]),
+            ("teammate", ["shared_db"]),
+        ]:
             socket = sockets[name][0]
             got = [(await socket.receive_json_from(timeout=5))["integration"] for _ in expected]
             assert got == expected, name

@@ -30,8 +30,9 @@ def process_env_overrides() -> dict[str, str]:
 
 
 def _status(integration_id: str, status: str):
-    return lambda m: m.get("event") == "status_change" and m.get("integration") == integration_id \
-        and m.get("status") == status
+    return lambda m: (
+        m.get("event") == "status_change" and m.get("integration") == integration_id and m.get("status") == status
+    )
 
 
 def test_connect_outage_and_recovery_reach_the_browser(
@@ -41,16 +42,35 @@ def test_connect_outage_and_recovery_reach_the_browser(
     ws.wait_for(lambda m: m["event"] == "hello")
     pg = urlparse(pg_url)
     services.create_integration(
-        actor=staff_user, id="hr_sandbox", name="HR sandbox", kind="bamboohr", auth_type="api_key",
-        config={"subdomain": "acme", "base_url": bamboohr_sandbox.base_url, "allow_insecure_loopback": True,
-                "timeout_seconds": 2},
-        credentials={"api_key": bamboohr_sandbox.api_key}, health_check_interval=5,
+        actor=staff_user,
+        id="hr_sandbox",
+        name="HR sandbox",
+        kind="bamboohr",
+        auth_type="api_key",
+        config={
+            "subdomain": "acme",
+            "base_url": bamboohr_sandbox.base_url,
+            "allow_insecure_loopback": True,
+            "timeout_seconds": 2,
+        },
+        credentials={"api_key": bamboohr_sandbox.api_key},
+        health_check_interval=5,
     )
     services.create_integration(
-        actor=staff_user, id="warehouse", name="Warehouse", kind="postgresql", auth_type="basic",
-        config={"host": pg.hostname, "port": pg.port or 5432, "database": pg.path.lstrip("/"),
-                "username": pg.username or "postgres", "pool_size": 2},
-        credentials={"password": "unused-with-trust-auth"}, health_check_interval=5,
+        actor=staff_user,
+        id="warehouse",
+        name="Warehouse",
+        kind="postgresql",
+        auth_type="basic",
+        config={
+            "host": pg.hostname,
+            "port": pg.port or 5432,
+            "database": pg.path.lstrip("/"),
+            "username": pg.username or "postgres",
+            "pool_size": 2,
+        },
+        credentials={"password": "unused-with-trust-auth"},
+        health_check_interval=5,
     )
 
     hr_op = services.request_connect("hr_sandbox", actor=staff_user)
@@ -65,8 +85,11 @@ def test_connect_outage_and_recovery_reach_the_browser(
 
     bamboohr_sandbox.stop()
     outage = ws.mark()
-    failed = ws.wait_for(lambda m: m["event"] == "health_check" and m["integration"] == "hr_sandbox"
-                         and m["ok"] is False, timeout=40, since=outage)
+    failed = ws.wait_for(
+        lambda m: m["event"] == "health_check" and m["integration"] == "hr_sandbox" and m["ok"] is False,
+        timeout=40,
+        since=outage,
+    )
     assert failed["message"].startswith(("network", "timeout", "unavailable"))
     error = ws.wait_for(_status("hr_sandbox", "error"), timeout=60, since=outage)
     assert error["ok"] is False
@@ -75,7 +98,9 @@ def test_connect_outage_and_recovery_reach_the_browser(
     assert IntegrationEvent.objects.filter(integration_ref="hr_sandbox", type=EventType.HEALTH_CHECK, ok=False).exists()
     # The PostgreSQL integration was never disturbed by the other's outage.
     assert Integration.objects.get(pk="warehouse").status == "connected"
-    assert not [m for m in ws.seen[outage:] if m.get("event") == "status_change" and m.get("integration") == "warehouse"]
+    assert not [
+        m for m in ws.seen[outage:] if m.get("event") == "status_change" and m.get("integration") == "warehouse"
+    ]
 
     bamboohr_sandbox.start()
     ws.wait_for(_status("hr_sandbox", "connected"), timeout=60, since=ws.mark())

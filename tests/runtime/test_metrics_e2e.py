@@ -48,15 +48,27 @@ def test_requests_from_two_workers_are_counted_once_each_everywhere(
     second = celery_worker_factory("beta", concurrency=1)
     pg = urlparse(pg_url)
     services.create_integration(
-        actor=staff_user, id="counted", name="Counted", kind="postgresql", auth_type="basic",
-        config={"host": pg.hostname, "port": pg.port or 5432, "database": pg.path.lstrip("/"),
-                "username": pg.username or "postgres", "pool_size": 1},
+        actor=staff_user,
+        id="counted",
+        name="Counted",
+        kind="postgresql",
+        auth_type="basic",
+        config={
+            "host": pg.hostname,
+            "port": pg.port or 5432,
+            "database": pg.path.lstrip("/"),
+            "username": pg.username or "postgres",
+            "pool_size": 1,
+        },
         credentials={"password": "unused-with-trust-auth"},
     )
     op = services.request_connect("counted", actor=staff_user)
     assert services.wait_for_operation(op, 30)["state"] == "succeeded"
-    api = httpx.Client(base_url=daphne_server.url, timeout=10,
-                       headers={"Authorization": f"Token {Token.objects.create(user=staff_user).key}"})
+    api = httpx.Client(
+        base_url=daphne_server.url,
+        timeout=10,
+        headers={"Authorization": f"Token {Token.objects.create(user=staff_user).key}"},
+    )
 
     def api_total() -> int:
         response = api.get("/api/integrations/counted/metrics")
@@ -76,8 +88,11 @@ def test_requests_from_two_workers_are_counted_once_each_everywhere(
     wait_until(lambda: api_total() == baseline + N, 10, what=f"the API to count {baseline + N}")
     assert services.get_metrics("counted")["total"] == baseline + N
     assert services.get_metrics("counted")["failed"] == 0
-    figures = wait_until(lambda: (f := scrape(daphne_server.url, "counted"))["latency_count"] == baseline + N and f,
-                         10, what="the latency histogram to catch up")
+    figures = wait_until(
+        lambda: (f := scrape(daphne_server.url, "counted"))["latency_count"] == baseline + N and f,
+        10,
+        what="the latency histogram to catch up",
+    )
     assert figures["requests"] == baseline + N
     assert figures["health"] == 1.0
 
@@ -87,6 +102,5 @@ def test_metrics_endpoint_is_not_open_to_the_world(clean_redis, daphne_server, s
     assert anonymous.status_code == 401
     wrong = httpx.get(f"{daphne_server.url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10)
     assert wrong.status_code == 401
-    right = httpx.get(f"{daphne_server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-                      timeout=10)
+    right = httpx.get(f"{daphne_server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
     assert right.status_code == 200 and "hub_workers_alive" in right.text

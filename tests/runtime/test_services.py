@@ -18,9 +18,14 @@ from integrations.models import EventType, Integration, IntegrationEvent, Status
 
 def make_hr(server, *, id: str = "hr", **extra) -> Integration:
     return services.create_integration(
-        actor="tester", id=id, name="HR", kind="bamboohr", auth_type="api_key",
+        actor="tester",
+        id=id,
+        name="HR",
+        kind="bamboohr",
+        auth_type="api_key",
         config={"subdomain": "acme", "base_url": server.url, "allow_insecure_loopback": True},
-        credentials={"api_key": server.api_key}, **extra,
+        credentials={"api_key": server.api_key},
+        **extra,
     )
 
 
@@ -44,8 +49,15 @@ def test_create_validates_through_the_registry_with_field_errors(bamboohr_server
         services.create_integration(actor="t", id="x1", name="X", kind="nope")
     assert "kind" in bad_kind.value.errors
     with pytest.raises(ConfigError) as bad_config:
-        services.create_integration(actor="t", id="x2", name="X", kind="bamboohr", auth_type="api_key",
-                                    config={"subdomain": "acme", "colour": "blue"}, credentials={"api_key": "k" * 20})
+        services.create_integration(
+            actor="t",
+            id="x2",
+            name="X",
+            kind="bamboohr",
+            auth_type="api_key",
+            config={"subdomain": "acme", "colour": "blue"},
+            credentials={"api_key": "k" * 20},
+        )
     assert "colour" in bad_config.value.errors
     with pytest.raises(ConfigError) as bad_id:
         make_hr(bamboohr_server, id="Bad Id!")
@@ -69,8 +81,9 @@ def test_update_merges_credentials_bumps_version_and_masks_secrets(bamboohr_serv
     updated = services.update_integration(integration, actor="alice", credentials={"api_key": new_key})
     assert updated.config_version == 2
     assert Integration.objects.get(pk="hr").credentials == {"api_key": new_key}
-    updated = services.update_integration(updated, actor="alice", credentials={},
-                                          config={**updated.config, "timeout_seconds": 5})
+    updated = services.update_integration(
+        updated, actor="alice", credentials={}, config={**updated.config, "timeout_seconds": 5}
+    )
     assert Integration.objects.get(pk="hr").credentials == {"api_key": new_key}  # absent key: kept
     assert updated.config_version == 3
 
@@ -161,8 +174,11 @@ def test_health_hysteresis_degrades_then_errors_then_recovers(bamboohr_server):
     statuses = [services.health_check("hr")["status"] for _ in range(2)]
     assert statuses == [Status.ERROR, Status.CONNECTED]
 
-    changes = list(IntegrationEvent.objects.filter(integration_ref="hr", type=EventType.STATUS_CHANGE)
-                   .order_by("created_at", "id").values_list("detail__to", flat=True))
+    changes = list(
+        IntegrationEvent.objects.filter(integration_ref="hr", type=EventType.STATUS_CHANGE)
+        .order_by("created_at", "id")
+        .values_list("detail__to", flat=True)
+    )
     assert changes == ["connected", "degraded", "error", "connected"]
     checks = IntegrationEvent.objects.filter(integration_ref="hr", type=EventType.HEALTH_CHECK)
     assert checks.count() == 5 and checks.filter(ok=False).count() == 3
@@ -231,8 +247,10 @@ def test_prune_removes_only_old_health_events(bamboohr_server, settings):
 def hr_db(tmp_path):
     path = tmp_path / "hr.sqlite3"
     db = sqlite3.connect(path)
-    db.executescript("CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT); "
-                     "INSERT INTO employees (name) VALUES ('Ada'), ('Grace');")
+    db.executescript(
+        "CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT); "
+        "INSERT INTO employees (name) VALUES ('Ada'), ('Grace');"
+    )
     db.commit()
     db.close()
     return path
@@ -240,8 +258,9 @@ def hr_db(tmp_path):
 
 @pytest.mark.django_db
 def test_run_operation_reuses_the_connector_until_the_config_changes(hr_db):
-    integration = services.create_integration(actor="t", id="hrdb", name="HR DB", kind="sqlite",
-                                              config={"path": str(hr_db)})
+    integration = services.create_integration(
+        actor="t", id="hrdb", name="HR DB", kind="sqlite", config={"path": str(hr_db)}
+    )
     with pytest.raises(ConnectorError) as refused:
         services.run_operation("hrdb", "query", "SELECT 1")
     assert refused.value.category == "config"  # disconnected: connect first

@@ -100,16 +100,30 @@ def children(pid: int) -> list[int]:
 
 def _create(staff_user, proxy, pg) -> None:
     services.create_integration(
-        actor=staff_user, id="slow_pg", name="Slow PG", kind="postgresql", auth_type="basic",
-        config={"host": "127.0.0.1", "port": proxy.port, "database": pg.path.lstrip("/"),
-                "username": pg.username or "postgres", "pool_size": 1, "connect_timeout": 60},
+        actor=staff_user,
+        id="slow_pg",
+        name="Slow PG",
+        kind="postgresql",
+        auth_type="basic",
+        config={
+            "host": "127.0.0.1",
+            "port": proxy.port,
+            "database": pg.path.lstrip("/"),
+            "username": pg.username or "postgres",
+            "pool_size": 1,
+            "connect_timeout": 60,
+        },
         credentials={"password": "unused-with-trust-auth"},
     )
 
 
 def _assert_connected_after_redelivery(proxy) -> None:
-    wait_until(lambda: Integration.objects.get(pk="slow_pg").status == "connected", 60, 0.2,
-               "slow_pg to be connected by the redelivered task")
+    wait_until(
+        lambda: Integration.objects.get(pk="slow_pg").status == "connected",
+        60,
+        0.2,
+        "slow_pg to be connected by the redelivered task",
+    )
     assert proxy.accepted >= 2  # the second delivery opened a connection of its own
     assert not Integration.objects.filter(status="connecting").exists()
     connects = IntegrationEvent.objects.filter(integration_ref="slow_pg", type=EventType.CONNECT, ok=True)
@@ -131,8 +145,9 @@ def test_pool_process_killed_mid_connect_runs_again(clean_redis, celery_worker_f
     assert "WorkerLostError" in worker.log_path.read_text()  # it really died mid-task
 
 
-def test_whole_worker_killed_mid_connect_runs_again_on_another(clean_redis, celery_worker_factory, stalling_pg,
-                                                               staff_user):
+def test_whole_worker_killed_mid_connect_runs_again_on_another(
+    clean_redis, celery_worker_factory, stalling_pg, staff_user
+):
     proxy, pg = stalling_pg
     doomed = celery_worker_factory("doomed", concurrency=1)
     _create(staff_user, proxy, pg)

@@ -12,8 +12,16 @@ import pytest
 
 from sandbox.bamboohr import BambooHRSandbox
 
-HR_WRITABLE = ["firstName", "lastName", "workEmail", "department", "jobTitle", "hireDate", "timeOffRequest",
-               "timeOffStatus"]
+HR_WRITABLE = [
+    "firstName",
+    "lastName",
+    "workEmail",
+    "department",
+    "jobTitle",
+    "hireDate",
+    "timeOffRequest",
+    "timeOffStatus",
+]
 
 
 def unique(prefix: str) -> str:
@@ -44,16 +52,22 @@ def _own_redis_keys(redis_url: str) -> None:
 def make_hr_integration(db: None) -> Callable[..., Any]:
     from integrations import services
 
-    def make(sandbox: BambooHRSandbox, *, writable: list[str] | None = HR_WRITABLE, connect: bool = True,
-             **config: Any) -> Any:
+    def make(
+        sandbox: BambooHRSandbox, *, writable: list[str] | None = HR_WRITABLE, connect: bool = True, **config: Any
+    ) -> Any:
         integration_id = unique("hr")
         settings = {"subdomain": sandbox.company.name, "base_url": sandbox.url, "allow_insecure_loopback": True}
         if writable is not None:
             settings["writable_fields"] = writable
         settings.update(config)
         integration = services.create_integration(
-            actor="tests", id=integration_id, name="HR sandbox", kind="bamboohr", auth_type="api_key",
-            config=settings, credentials={"api_key": sandbox.api_key},
+            actor="tests",
+            id=integration_id,
+            name="HR sandbox",
+            kind="bamboohr",
+            auth_type="api_key",
+            config=settings,
+            credentials={"api_key": sandbox.api_key},
         )
         if connect:
             result = services.connect(integration_id)

@@ -46,8 +46,12 @@ class Engine:
 
 def _server_config(url: str) -> dict[str, Any]:
     parts = urlparse(url)
-    return {"host": parts.hostname, "port": parts.port, "database": parts.path.lstrip("/"),
-            "username": parts.username or ""}
+    return {
+        "host": parts.hostname,
+        "port": parts.port,
+        "database": parts.path.lstrip("/"),
+        "username": parts.username or "",
+    }
 
 
 def _pg(table: str) -> Iterator[Engine]:
@@ -68,8 +72,13 @@ def _mysql(table: str) -> Iterator[Engine]:
     import MySQLdb
 
     parts = urlparse(MYSQL_URL)
-    conn = MySQLdb.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-                           database=parts.path.lstrip("/"), autocommit=True)
+    conn = MySQLdb.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        database=parts.path.lstrip("/"),
+        autocommit=True,
+    )
 
     def run(sql: str) -> list[tuple[Any, ...]]:
         cur = conn.cursor()
@@ -107,8 +116,10 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     else:
         gen = _sqlite(table, tmp_path / f"{table}.sqlite3")
     eng = next(gen)
-    eng.run(f"CREATE TABLE {eng.table} (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, salary DECIMAL(10,2), "
-            "hired DATE)")
+    eng.run(
+        f"CREATE TABLE {eng.table} (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, salary DECIMAL(10,2), "
+        "hired DATE)"
+    )
     values = ", ".join(f"({i}, 'person {i}', {1000 + i}.50, '2020-01-{1 + i % 28:02d}')" for i in range(1, ROWS + 1))
     eng.run(f"INSERT INTO {eng.table} (id, name, salary, hired) VALUES {values}")
     yield eng
@@ -122,7 +133,11 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def _integration(engine: Engine, **config: Any) -> str:
     integration_id = f"db_{uuid.uuid4().hex[:10]}"
     services.create_integration(
-        actor="tests", id=integration_id, name=f"{engine.kind} test", kind=engine.kind, auth_type="none",
+        actor="tests",
+        id=integration_id,
+        name=f"{engine.kind} test",
+        kind=engine.kind,
+        auth_type="none",
         config={**engine.config, "statement_timeout_seconds": 2, **config},
     )
     result = services.connect(integration_id)
@@ -144,8 +159,12 @@ def _valid(name: str, envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_query_with_named_parameters(engine: Engine, db_id: str) -> None:
-    out = _valid("query_database", tools.query_database(
-        db_id, f"SELECT id, name, salary, hired FROM {engine.table} WHERE id <= :top ORDER BY id", {"top": 3}))
+    out = _valid(
+        "query_database",
+        tools.query_database(
+            db_id, f"SELECT id, name, salary, hired FROM {engine.table} WHERE id <= :top ORDER BY id", {"top": 3}
+        ),
+    )
     assert out["ok"], out
     result = out["result"]
     assert [c.lower() for c in result["columns"]] == ["id", "name", "salary", "hired"]
@@ -250,7 +269,9 @@ def test_the_database_itself_refuses_writes_when_the_parser_is_skipped(engine: E
             services.run_operation(db_id, "fetch", sql, {})
     if engine.kind == "postgresql":
         with pytest.raises(ConnectorError):
-            services.run_operation(db_id, "fetch", f"WITH d AS (DELETE FROM {engine.table} RETURNING *) SELECT * FROM d", {})
+            services.run_operation(
+                db_id, "fetch", f"WITH d AS (DELETE FROM {engine.table} RETURNING *) SELECT * FROM d", {}
+            )
     assert engine.checksum() == before
 
 
@@ -265,28 +286,48 @@ def test_writes_need_a_writable_integration_and_a_write_token(engine: Engine, ma
         reader, _ = make_token(writable, access="read")
         writer, _ = make_token(writable, Integration.objects.get(pk=read_only_id), access="write")
 
-        denied = invoke("query_database", {"connector_id": writable_id, "query": insert,
-                                           "params": {"id": 500, "name": "no"}},
-                        Principal.for_token(reader), via="rest", inline=True)
+        denied = invoke(
+            "query_database",
+            {"connector_id": writable_id, "query": insert, "params": {"id": 500, "name": "no"}},
+            Principal.for_token(reader),
+            via="rest",
+            inline=True,
+        )
         assert denied["ok"] is False and denied["error"]["category"] == "permission"
 
-        on_read_only = invoke("query_database", {"connector_id": read_only_id, "query": insert,
-                                                 "params": {"id": 501, "name": "no"}},
-                              Principal.for_token(writer), via="rest", inline=True)
+        on_read_only = invoke(
+            "query_database",
+            {"connector_id": read_only_id, "query": insert, "params": {"id": 501, "name": "no"}},
+            Principal.for_token(writer),
+            via="rest",
+            inline=True,
+        )
         assert on_read_only["ok"] is False and on_read_only["error"]["category"] == "invalid"
 
-        done = invoke("query_database", {"connector_id": writable_id, "query": insert,
-                                         "params": {"id": 502, "name": "yes"}},
-                      Principal.for_token(writer), via="rest", inline=True)
+        done = invoke(
+            "query_database",
+            {"connector_id": writable_id, "query": insert, "params": {"id": 502, "name": "yes"}},
+            Principal.for_token(writer),
+            via="rest",
+            inline=True,
+        )
         assert done["ok"], done
         assert done["result"]["row_count"] == 1 and done["result"]["statement"] == "INSERT"
         assert engine.count() == ROWS + 1
 
         # Even with writes allowed: one statement, and never DDL.
-        for query in (f"DELETE FROM {engine.table} WHERE id = 502; DROP TABLE {engine.table}",
-                      f"DROP TABLE {engine.table}", "COMMIT; DELETE FROM " + engine.table):
-            out = invoke("query_database", {"connector_id": writable_id, "query": query},
-                         Principal.for_token(writer), via="rest", inline=True)
+        for query in (
+            f"DELETE FROM {engine.table} WHERE id = 502; DROP TABLE {engine.table}",
+            f"DROP TABLE {engine.table}",
+            "COMMIT; DELETE FROM " + engine.table,
+        ):
+            out = invoke(
+                "query_database",
+                {"connector_id": writable_id, "query": query},
+                Principal.for_token(writer),
+                via="rest",
+                inline=True,
+            )
             assert out["ok"] is False, (query, out)
         assert engine.count() == ROWS + 1
     finally:

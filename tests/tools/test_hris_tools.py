@@ -20,8 +20,11 @@ def _valid(name: str, envelope: dict) -> dict:
 
 
 def _employees_named(sandbox, first: str, last: str) -> list[int]:
-    return [eid for eid, rec in sandbox.company.employees.items()
-            if rec.get("firstName") == first and rec.get("lastName") == last]
+    return [
+        eid
+        for eid, rec in sandbox.company.employees.items()
+        if rec.get("firstName") == first and rec.get("lastName") == last
+    ]
 
 
 def test_query_hris_lists_employees_in_the_neutral_shape(hr_sandbox, make_hr_integration):
@@ -45,7 +48,9 @@ def test_query_hris_lists_employees_in_the_neutral_shape(hr_sandbox, make_hr_int
 
 def test_query_hris_time_off_and_custom_fields(hr_sandbox, make_hr_integration):
     hr = make_hr_integration(hr_sandbox)
-    out = _valid("query_hris", tools.query_hris(hr.id, "time_off_requests", {"start": "2000-01-01", "end": "2100-01-01"}))
+    out = _valid(
+        "query_hris", tools.query_hris(hr.id, "time_off_requests", {"start": "2000-01-01", "end": "2100-01-01"})
+    )
     assert out["ok"], out
     assert out["result"]["count"] > 0
     assert {"employee_id", "start", "end", "status"} <= set(out["result"]["items"][0])
@@ -69,16 +74,25 @@ def test_unknown_employee_is_not_found_with_bamboohrs_message(hr_sandbox, make_h
 def test_create_update_and_read_back_an_employee(hr_sandbox, make_hr_integration):
     hr = make_hr_integration(hr_sandbox)
     email = f"{unique('ada')}@example.com"
-    created = _valid("create_hris_record", tools.create_hris_record(
-        hr.id, "employee", {"firstName": "Ada", "lastName": "Lovelace", "workEmail": email, "department": "Engineering"},
-        idempotency_key=unique("key-create"),
-    ))
+    created = _valid(
+        "create_hris_record",
+        tools.create_hris_record(
+            hr.id,
+            "employee",
+            {"firstName": "Ada", "lastName": "Lovelace", "workEmail": email, "department": "Engineering"},
+            idempotency_key=unique("key-create"),
+        ),
+    )
     assert created["ok"], created
     new_id = created["result"]["id"]
     assert hr_sandbox.company.employees[int(new_id)]["workEmail"] == email
 
-    updated = _valid("update_hris_record", tools.update_hris_record(
-        hr.id, "employee", new_id, {"jobTitle": "Accountant"}, idempotency_key=unique("key-update")))
+    updated = _valid(
+        "update_hris_record",
+        tools.update_hris_record(
+            hr.id, "employee", new_id, {"jobTitle": "Accountant"}, idempotency_key=unique("key-update")
+        ),
+    )
     assert updated["ok"], updated
     read = tools.query_hris(hr.id, "employee", {"id": new_id})
     assert read["result"]["items"][0]["job_title"] == "Accountant"
@@ -173,30 +187,43 @@ def test_time_off_request_created_once_and_approved(fresh_sandbox, make_hr_integ
     employee_id = str(next(iter(fresh_sandbox.company.employees)))
     types = _valid("query_hris", tools.query_hris(hr.id, "time_off_types"))
     assert types["ok"] and types["result"]["items"], types
-    data = {"employeeId": employee_id, "start": "2031-03-02", "end": "2031-03-04", "amount": 3,
-            "timeOffTypeId": types["result"]["items"][0]["id"], "notes": "family trip"}
+    data = {
+        "employeeId": employee_id,
+        "start": "2031-03-02",
+        "end": "2031-03-04",
+        "amount": 3,
+        "timeOffTypeId": types["result"]["items"][0]["id"],
+        "notes": "family trip",
+    }
     key = unique("pto")
-    created = _valid("create_hris_record", tools.create_hris_record(hr.id, "time_off_request", data, idempotency_key=key))
+    created = _valid(
+        "create_hris_record", tools.create_hris_record(hr.id, "time_off_request", data, idempotency_key=key)
+    )
     assert created["ok"], created
     again = tools.create_hris_record(hr.id, "time_off_request", data, idempotency_key=key)
     assert again["result"]["id"] == created["result"]["id"]
-    in_window = tools.query_hris(hr.id, "time_off_requests",
-                                 {"start": "2031-03-01", "end": "2031-03-05", "employee_id": employee_id})
+    in_window = tools.query_hris(
+        hr.id, "time_off_requests", {"start": "2031-03-01", "end": "2031-03-05", "employee_id": employee_id}
+    )
     assert [r["id"] for r in in_window["result"]["items"]] == [created["result"]["id"]]
 
-    approved = _valid("set_time_off_request_status",
-                      tools.set_time_off_request_status(hr.id, created["result"]["id"], "approved", "enjoy"))
+    approved = _valid(
+        "set_time_off_request_status",
+        tools.set_time_off_request_status(hr.id, created["result"]["id"], "approved", "enjoy"),
+    )
     assert approved["ok"], approved
-    after = tools.query_hris(hr.id, "time_off_requests",
-                             {"start": "2031-03-01", "end": "2031-03-05", "employee_id": employee_id})
+    after = tools.query_hris(
+        hr.id, "time_off_requests", {"start": "2031-03-01", "end": "2031-03-05", "employee_id": employee_id}
+    )
     assert after["result"]["items"][0]["status"] == "approved"
 
 
 def test_every_call_is_audited_with_secrets_masked(hr_sandbox, make_hr_integration):
     hr = make_hr_integration(hr_sandbox)
     tools.query_hris(hr.id, "employees", {"search": "a"}, limit=3)
-    tools.create_hris_record(hr.id, "employee", {"firstName": "A", "lastName": "B", "ssn": "123-45-6789",
-                                                 "password": "hunter2"})
+    tools.create_hris_record(
+        hr.id, "employee", {"firstName": "A", "lastName": "B", "ssn": "123-45-6789", "password": "hunter2"}
+    )
     calls = list(ToolCall.objects.filter(integration_ref=hr.id).order_by("id"))
     assert [c.tool for c in calls] == ["query_hris", "create_hris_record"]
     read, write = calls

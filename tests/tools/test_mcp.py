@@ -44,9 +44,14 @@ async def _session(server: Any, hr_id: str, email_suffix: str) -> dict[str, Any]
     async with Client(server, read_timeout_seconds=60) as client:
         listing = await client.list_tools()
         read = await client.call_tool("query_hris", {"connector_id": hr_id, "resource": "employees", "limit": 3})
-        write = await client.call_tool("create_hris_record", {
-            "connector_id": hr_id, "entity_type": "employee",
-            "data": {"firstName": "Via", "lastName": f"Mcp{email_suffix}"}})
+        write = await client.call_tool(
+            "create_hris_record",
+            {
+                "connector_id": hr_id,
+                "entity_type": "employee",
+                "data": {"firstName": "Via", "lastName": f"Mcp{email_suffix}"},
+            },
+        )
         bad = await client.call_tool("query_hris", {"connector_id": hr_id, "resource": "payroll"})
     return {"tools": listing.tools, "read": read, "write": write, "bad": bad}
 
@@ -71,7 +76,9 @@ def test_mcp_over_stdio(hr_sandbox, make_hr_integration, make_token, process_env
     _, raw = make_token(hr, access="read", name="claude-desktop")
     suffix = unique("s")
     params = StdioServerParameters(
-        command=sys.executable, args=["manage.py", "mcp_server", "--inline"], cwd=str(REPO),
+        command=sys.executable,
+        args=["manage.py", "mcp_server", "--inline"],
+        cwd=str(REPO),
         env={**process_env, "HUB_AGENT_TOKEN": raw},
     )
     out = anyio.run(_session, params, hr.id, suffix)
@@ -85,9 +92,15 @@ def test_mcp_over_stdio(hr_sandbox, make_hr_integration, make_token, process_env
 @pytest.mark.django_db(transaction=True)
 def test_mcp_stdio_refuses_to_start_without_a_valid_token(process_env):
     runs = {
-        token: subprocess.Popen([sys.executable, "manage.py", "mcp_server"], cwd=REPO,
-                                env={**process_env, "HUB_AGENT_TOKEN": token}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        token: subprocess.Popen(
+            [sys.executable, "manage.py", "mcp_server"],
+            cwd=REPO,
+            env={**process_env, "HUB_AGENT_TOKEN": token},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         for token in ("", "hubat_not-a-real-token")
     }
     for token, proc in runs.items():
@@ -98,8 +111,9 @@ def test_mcp_stdio_refuses_to_start_without_a_valid_token(process_env):
 
 @pytest.mark.slow  # a worker and a server process; run with the SQLite hub database in CI
 @pytest.mark.django_db(transaction=True)
-def test_mcp_over_streamable_http_with_a_worker(hr_sandbox, make_hr_integration, make_token, process_factory,
-                                                celery_worker_factory):
+def test_mcp_over_streamable_http_with_a_worker(
+    hr_sandbox, make_hr_integration, make_token, process_factory, celery_worker_factory
+):
     hr = make_hr_integration(hr_sandbox)
     other = make_hr_integration(hr_sandbox)
     _, raw = make_token(hr, access="read", name="remote-agent")
@@ -111,8 +125,12 @@ def test_mcp_over_streamable_http_with_a_worker(hr_sandbox, make_hr_integration,
 
     # No token, or a wrong one: the SDK's bearer middleware answers 401 before any MCP message is read.
     for headers in ({}, {"Authorization": "Bearer hubat_wrong"}):
-        response = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                              headers={**headers, "Accept": "application/json, text/event-stream"}, timeout=10)
+        response = httpx.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={**headers, "Accept": "application/json, text/event-stream"},
+            timeout=10,
+        )
         assert response.status_code == 401
 
     suffix = unique("h")
@@ -121,8 +139,7 @@ def test_mcp_over_streamable_http_with_a_worker(hr_sandbox, make_hr_integration,
         async with create_mcp_http_client(headers={"Authorization": f"Bearer {raw}"}) as http:
             out = await _session(streamable_http_client(url, http_client=http), hr.id, suffix)
             async with Client(streamable_http_client(url, http_client=http), read_timeout_seconds=60) as client:
-                out["other"] = await client.call_tool(
-                    "query_hris", {"connector_id": other.id, "resource": "employees"})
+                out["other"] = await client.call_tool("query_hris", {"connector_id": other.id, "resource": "employees"})
             return out
 
     out = anyio.run(session)

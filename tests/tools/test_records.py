@@ -46,8 +46,11 @@ def test_admin_shows_a_new_token_once_and_the_call_trail(client, hr_sandbox, mak
     hr = make_hr_integration(hr_sandbox)
     admin = get_user_model().objects.create_superuser("tools-admin", password="pw-tools-admin-1")
     client.force_login(admin)
-    response = client.post("/admin/integrations/agenttoken/add/",
-                           {"name": "from-admin", "access": "read", "integrations": [hr.id]}, follow=True)
+    response = client.post(
+        "/admin/integrations/agenttoken/add/",
+        {"name": "from-admin", "access": "read", "integrations": [hr.id]},
+        follow=True,
+    )
     assert response.status_code == 200
     shown = re.search(r"hubat_[A-Za-z0-9_-]{40,}", response.content.decode())
     assert shown, "the new token is shown once"
@@ -66,14 +69,23 @@ def test_admin_shows_a_new_token_once_and_the_call_trail(client, hr_sandbox, mak
 
 def test_prune_closes_lost_calls_and_forgets_old_records():
     old = timezone.now() - dt.timedelta(days=100)
-    lost = ToolCall.objects.create(via="rest", actor="token:x", tool="query_hris",
-                                   created_at=timezone.now() - dt.timedelta(hours=1))
+    lost = ToolCall.objects.create(
+        via="rest", actor="token:x", tool="query_hris", created_at=timezone.now() - dt.timedelta(hours=1)
+    )
     ancient = ToolCall.objects.create(via="rest", actor="token:x", tool="query_hris", created_at=old, outcome="ok")
     recent = ToolCall.objects.create(via="rest", actor="token:x", tool="query_hris", outcome="ok")
-    WriteIntent.objects.create(integration_ref="hr", key="old-key-123", tool="create_hris_record", fingerprint="f",
-                               state="succeeded", lease_until=old, created_at=old)
-    WriteIntent.objects.create(integration_ref="hr", key="new-key-123", tool="create_hris_record", fingerprint="f",
-                               lease_until=timezone.now())
+    WriteIntent.objects.create(
+        integration_ref="hr",
+        key="old-key-123",
+        tool="create_hris_record",
+        fingerprint="f",
+        state="succeeded",
+        lease_until=old,
+        created_at=old,
+    )
+    WriteIntent.objects.create(
+        integration_ref="hr", key="new-key-123", tool="create_hris_record", fingerprint="f", lease_until=timezone.now()
+    )
     counts = prune_tool_records()
     assert counts == {"lost_calls": 1, "intents_deleted": 1, "calls_deleted": 1}
     lost.refresh_from_db()

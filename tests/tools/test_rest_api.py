@@ -39,8 +39,15 @@ def test_catalog_lists_every_tool_with_valid_schemas(api_client, hr_sandbox, mak
     response = bearer(api_client, raw).get("/api/tools/")
     assert response.status_code == 200
     listed = {t["name"]: t for t in response.json()["tools"]}
-    assert set(listed) == {"query_database", "list_tables", "describe_table", "query_hris", "create_hris_record",
-                           "update_hris_record", "set_time_off_request_status"}
+    assert set(listed) == {
+        "query_database",
+        "list_tables",
+        "describe_table",
+        "query_hris",
+        "create_hris_record",
+        "update_hris_record",
+        "set_time_off_request_status",
+    }
     for tool in listed.values():
         Draft202012Validator.check_schema(tool["input_schema"])
         Draft202012Validator.check_schema(tool["output_schema"])
@@ -60,7 +67,10 @@ def test_schemas_accept_good_arguments_and_refuse_bad_ones():
     assert catalog.input_errors(tool, {"connector_id": "hr_db", "query": "x", "params": {"a": {"nested": 1}}})
     assert catalog.input_errors(tool, {"connector_id": "hr_db", "query": "x", "surprise": 1})
     create = catalog.get("create_hris_record")
-    assert catalog.input_errors(create, {"connector_id": "hr", "entity_type": "employee", "data": {"firstName": "A"}}) == []
+    assert (
+        catalog.input_errors(create, {"connector_id": "hr", "entity_type": "employee", "data": {"firstName": "A"}})
+        == []
+    )
     assert catalog.input_errors(create, {"connector_id": "hr", "entity_type": "payroll", "data": {"a": 1}})
     assert catalog.input_errors(create, {"connector_id": "hr", "entity_type": "employee", "data": {}})
     assert catalog.input_errors(create, "not an object") == ["arguments must be a JSON object"]
@@ -69,8 +79,11 @@ def test_schemas_accept_good_arguments_and_refuse_bad_ones():
 def test_token_reads_and_every_call_is_audited(api_client, hr_sandbox, make_hr_integration, make_token):
     hr = make_hr_integration(hr_sandbox)
     token, raw = make_token(hr, name="hr-reader")
-    response = invoke(bearer(api_client, raw), "query_hris", {"connector_id": hr.id, "resource": "employees",
-                                                             "filters": {"department": "Engineering"}, "limit": 2})
+    response = invoke(
+        bearer(api_client, raw),
+        "query_hris",
+        {"connector_id": hr.id, "resource": "employees", "filters": {"department": "Engineering"}, "limit": 2},
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["ok"] is True and body["result"]["count"] <= 2
@@ -91,8 +104,11 @@ def test_read_only_token_cannot_call_a_write_tool(api_client, fresh_sandbox, mak
     hr = make_hr_integration(fresh_sandbox)
     _, raw = make_token(hr, access="read")
     before = len(fresh_sandbox.company.employees)
-    response = invoke(bearer(api_client, raw), "create_hris_record",
-                      {"connector_id": hr.id, "entity_type": "employee", "data": {"firstName": "No", "lastName": "Way"}})
+    response = invoke(
+        bearer(api_client, raw),
+        "create_hris_record",
+        {"connector_id": hr.id, "entity_type": "employee", "data": {"firstName": "No", "lastName": "Way"}},
+    )
     assert response.status_code == 403
     assert response.json()["error"]["category"] == "permission"
     assert "read-only" in response.json()["error"]["message"]
@@ -108,8 +124,10 @@ def test_token_for_a_cannot_touch_b(api_client, hr_sandbox, fresh_sandbox, make_
     client = bearer(api_client, raw)
     for name, body in (
         ("query_hris", {"connector_id": b.id, "resource": "employees"}),
-        ("create_hris_record", {"connector_id": b.id, "entity_type": "employee",
-                                "data": {"firstName": "Sneaky", "lastName": "Write"}}),
+        (
+            "create_hris_record",
+            {"connector_id": b.id, "entity_type": "employee", "data": {"firstName": "Sneaky", "lastName": "Write"}},
+        ),
         ("query_hris", {"connector_id": "no_such_integration", "resource": "employees"}),
     ):
         response = invoke(client, name, body)
@@ -177,7 +195,11 @@ def test_idempotency_key_header_makes_a_retry_safe(api_client, fresh_sandbox, ma
     hr = make_hr_integration(fresh_sandbox)
     _, raw = make_token(hr, access="write")
     client = bearer(api_client, raw)
-    body = {"connector_id": hr.id, "entity_type": "employee", "data": {"firstName": "Mary", "lastName": unique("Jackson")}}
+    body = {
+        "connector_id": hr.id,
+        "entity_type": "employee",
+        "data": {"firstName": "Mary", "lastName": unique("Jackson")},
+    }
     key = unique("header-key")
     first = invoke(client, "create_hris_record", body, HTTP_IDEMPOTENCY_KEY=key).json()
     second = invoke(client, "create_hris_record", body, HTTP_IDEMPOTENCY_KEY=key).json()
@@ -208,8 +230,9 @@ def test_unavailable_integrations_answer_with_retry_after(api_client, hr_sandbox
     assert int(response["Retry-After"]) >= 1
 
     # Open the shared circuit the way failing calls do, through the breaker every worker uses.
-    breaker = RedisCircuitBreaker(redis_client(settings.REDIS_URL), settings.CIRCUIT_FAILURE_THRESHOLD,
-                                  float(settings.CIRCUIT_COOLDOWN_SECONDS))
+    breaker = RedisCircuitBreaker(
+        redis_client(settings.REDIS_URL), settings.CIRCUIT_FAILURE_THRESHOLD, float(settings.CIRCUIT_COOLDOWN_SECONDS)
+    )
     for _ in range(settings.CIRCUIT_FAILURE_THRESHOLD):
         breaker.record_failure(tripped.id)
     before = hr_sandbox.requests
@@ -221,18 +244,24 @@ def test_unavailable_integrations_answer_with_retry_after(api_client, hr_sandbox
     breaker.reset(tripped.id)
 
     response = invoke(client, "query_hris", {"connector_id": idle.id, "resource": "employees"})
-    assert response.json()["error"]["category"] == "unavailable" and "not connected" in response.json()["error"]["message"]
-    assert ToolCall.objects.filter(integration_ref__in=[in_error.id, tripped.id, idle.id],
-                                   outcome="unavailable").count() == 3
+    assert (
+        response.json()["error"]["category"] == "unavailable" and "not connected" in response.json()["error"]["message"]
+    )
+    assert (
+        ToolCall.objects.filter(integration_ref__in=[in_error.id, tripped.id, idle.id], outcome="unavailable").count()
+        == 3
+    )
 
 
-def test_not_waiting_returns_202_and_the_call_can_be_followed(api_client, hr_sandbox, make_hr_integration,
-                                                              make_token):
+def test_not_waiting_returns_202_and_the_call_can_be_followed(api_client, hr_sandbox, make_hr_integration, make_token):
     hr = make_hr_integration(hr_sandbox)
     _, raw = make_token(hr)
     client = bearer(api_client, raw)
-    response = client.post("/api/tools/query_hris/invoke?wait=false",
-                           {"connector_id": hr.id, "resource": "employees", "limit": 2}, format="json")
+    response = client.post(
+        "/api/tools/query_hris/invoke?wait=false",
+        {"connector_id": hr.id, "resource": "employees", "limit": 2},
+        format="json",
+    )
     assert response.status_code == 202
     call_id = response.json()["call_id"]
     detail = client.get(f"/api/tools/calls/{call_id}").json()

@@ -23,8 +23,9 @@ LEASE = 22  # a pending intent belongs to its attempt this long: longer than the
 # Slow (two worker processes, a lease to wait out): CI runs it with the SQLite hub database only.
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed_after_the_write_leaves_one_employee(fresh_sandbox, make_hr_integration, make_token,
-                                                           celery_worker_factory, settings):
+def test_worker_killed_after_the_write_leaves_one_employee(
+    fresh_sandbox, make_hr_integration, make_token, celery_worker_factory, settings
+):
     settings.TOOLS_TIMEOUT_SECONDS = TIMEOUT
     settings.TOOLS_WRITE_LEASE_SECONDS = LEASE
     worker_env = {"TOOLS_TIMEOUT_SECONDS": str(TIMEOUT), "TOOLS_WRITE_LEASE_SECONDS": str(LEASE)}
@@ -35,8 +36,12 @@ def test_worker_killed_after_the_write_leaves_one_employee(fresh_sandbox, make_h
 
     last_name = unique("Shepherd")
     key = unique("kill-key")
-    arguments = {"connector_id": hr.id, "entity_type": "employee", "idempotency_key": key,
-                 "data": {"firstName": "Alan", "lastName": last_name, "department": "Engineering"}}
+    arguments = {
+        "connector_id": hr.id,
+        "entity_type": "employee",
+        "idempotency_key": key,
+        "data": {"firstName": "Alan", "lastName": last_name, "department": "Engineering"},
+    }
     employees_before = len(fresh_sandbox.company.employees)
 
     def created() -> list[int]:
@@ -74,8 +79,12 @@ def test_worker_killed_after_the_write_leaves_one_employee(fresh_sandbox, make_h
 
     # After the lease, the retry (in a new worker) looks the record up instead of writing again.
     celery_worker_factory("survivor", concurrency=1, **worker_env)
-    wait_until(lambda: timezone.now() > WriteIntent.objects.get(key=key).lease_until, LEASE + 5,
-               interval=0.2, what="the lease to end")
+    wait_until(
+        lambda: timezone.now() > WriteIntent.objects.get(key=key).lease_until,
+        LEASE + 5,
+        interval=0.2,
+        what="the lease to end",
+    )
     retry = invoke("create_hris_record", arguments, agent, via="rest", timeout=60)
     assert retry["ok"] is True, retry
     assert retry["result"]["id"] == employee_id

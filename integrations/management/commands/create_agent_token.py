@@ -22,7 +22,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="Who or what uses it, e.g. hr-assistant.")
         parser.add_argument(
-            "--integration", "-i", action="append", required=True, dest="integrations", metavar="ID",
+            "--integration",
+            "-i",
+            action="append",
+            required=True,
+            dest="integrations",
+            metavar="ID",
             help="An integration the token may use (repeat for several).",
         )
         parser.add_argument("--write", action="store_true", help="Allow write tools (default: read only).")

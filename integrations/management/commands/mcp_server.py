@@ -21,13 +21,18 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8765)
         parser.add_argument(
-            "--allowed-host", action="append", dest="allowed_hosts", default=None, metavar="HOST:PORT",
+            "--allowed-host",
+            action="append",
+            dest="allowed_hosts",
+            default=None,
+            metavar="HOST:PORT",
             help="--http: a Host header to accept besides loopback (DNS-rebinding protection), e.g. "
             "hub.example.com:443; repeat for several.",
         )
         parser.add_argument("--token", default=None, help="stdio: the agent token (default: $HUB_AGENT_TOKEN).")
         parser.add_argument(
-            "--inline", action="store_true",
+            "--inline",
+            action="store_true",
             help="Run tool calls in this process instead of a Celery worker (single-user, no worker needed).",
         )
 
@@ -44,8 +49,9 @@ class Command(BaseCommand):
             allowed = options["allowed_hosts"]
             if allowed:
                 allowed = [*allowed, f"{options['host']}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"]
-            app = mcp.http_app(host=options["host"], port=options["port"], inline=options["inline"],
-                               allowed_hosts=allowed)
+            app = mcp.http_app(
+                host=options["host"], port=options["port"], inline=options["inline"], allowed_hosts=allowed
+            )
             self.stderr.write(f"MCP over streamable HTTP at http://{options['host']}:{options['port']}/mcp")
             uvicorn.run(app, host=options["host"], port=options["port"], log_level="warning")
             return

@@ -75,16 +75,34 @@ def build_hr_database(path: Path, employees: int = 200, seed: int = 7) -> None:
         emails.add(email)
         manager = rng.randint(1, employee_id - 1) if employee_id > 5 else None
         hired = date(2015, 1, 1) + timedelta(days=rng.randint(0, 3650))
-        rows.append((employee_id, first, last, email, rng.randint(1, len(DEPARTMENTS)), fake.job(),
-                     "active" if rng.random() > 0.08 else "inactive", hired.isoformat(), manager,
-                     rng.randrange(45_000, 180_000, 500)))
+        rows.append(
+            (
+                employee_id,
+                first,
+                last,
+                email,
+                rng.randint(1, len(DEPARTMENTS)),
+                fake.job(),
+                "active" if rng.random() > 0.08 else "inactive",
+                hired.isoformat(),
+                manager,
+                rng.randrange(45_000, 180_000, 500),
+            )
+        )
     db.executemany("INSERT INTO employees VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     requests = []
     for request_id in range(1, employees // 2 + 1):
         start = date.today() + timedelta(days=rng.randint(-60, 90))
-        requests.append((request_id, rng.randint(1, employees), rng.choice(["Vacation", "Sick", "Parental"]),
-                         start.isoformat(), (start + timedelta(days=rng.randint(0, 9))).isoformat(),
-                         rng.choice(["requested", "approved", "approved", "denied"])))
+        requests.append(
+            (
+                request_id,
+                rng.randint(1, employees),
+                rng.choice(["Vacation", "Sick", "Parental"]),
+                start.isoformat(),
+                (start + timedelta(days=rng.randint(0, 9))).isoformat(),
+                rng.choice(["requested", "approved", "approved", "denied"]),
+            )
+        )
     db.executemany("INSERT INTO time_off_requests VALUES (?, ?, ?, ?, ?, ?)", requests)
     db.commit()
     db.close()
@@ -96,12 +114,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when any integration exists.")
-        parser.add_argument("--sandbox-url", default=os.environ.get("BAMBOOHR_SANDBOX_URL",
-                                                                   "http://127.0.0.1:8765/api/v1/"))
-        parser.add_argument("--sandbox-key", default=os.environ.get("BAMBOOHR_SANDBOX_API_KEY"),
-                            help="The sandbox's API key (default: $BAMBOOHR_SANDBOX_API_KEY).")
-        parser.add_argument("--hr-db", default=str(Path(settings.DATA_DIR) / "demo_hr.sqlite3"),
-                            help="Where to write the sample SQLite HR database.")
+        parser.add_argument(
+            "--sandbox-url", default=os.environ.get("BAMBOOHR_SANDBOX_URL", "http://127.0.0.1:8765/api/v1/")
+        )
+        parser.add_argument(
+            "--sandbox-key",
+            default=os.environ.get("BAMBOOHR_SANDBOX_API_KEY"),
+            help="The sandbox's API key (default: $BAMBOOHR_SANDBOX_API_KEY).",
+        )
+        parser.add_argument(
+            "--hr-db",
+            default=str(Path(settings.DATA_DIR) / "demo_hr.sqlite3"),
+            help="Where to write the sample SQLite HR database.",
+        )
         parser.add_argument("--no-connect", action="store_true", help="Create only; do not enqueue connects.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -116,11 +141,23 @@ class Command(BaseCommand):
             build_hr_database(hr_db)
             self.stdout.write(f"seed_demo: wrote a sample HR database to {hr_db}")
         demos = [
-            {"id": "demo_bamboohr", "name": "BambooHR (sandbox)", "kind": "bamboohr", "auth_type": "api_key",
-             "config": {"subdomain": "acme", "base_url": options["sandbox_url"], "allow_insecure_loopback": True},
-             "credentials": {"api_key": options["sandbox_key"]}, "health_check_interval": 30},
-            {"id": "demo_hr_db", "name": "HR database (SQLite sample)", "kind": "sqlite", "auth_type": "none",
-             "config": {"path": str(hr_db), "read_only": True}, "health_check_interval": 30},
+            {
+                "id": "demo_bamboohr",
+                "name": "BambooHR (sandbox)",
+                "kind": "bamboohr",
+                "auth_type": "api_key",
+                "config": {"subdomain": "acme", "base_url": options["sandbox_url"], "allow_insecure_loopback": True},
+                "credentials": {"api_key": options["sandbox_key"]},
+                "health_check_interval": 30,
+            },
+            {
+                "id": "demo_hr_db",
+                "name": "HR database (SQLite sample)",
+                "kind": "sqlite",
+                "auth_type": "none",
+                "config": {"path": str(hr_db), "read_only": True},
+                "health_check_interval": 30,
+            },
         ]
         for demo in demos:
             if Integration.objects.filter(pk=demo["id"]).exists():
