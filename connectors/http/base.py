@@ -20,6 +20,7 @@ import httpx
 
 from connectors.base import ConfigT, Connector
 from connectors.errors import Category, ConnectorError
+from connectors.redact import mask_secrets
 
 # Status -> category for answers that no retry can fix. 429/503/5xx are handled apart (transient).
 _PERMANENT_STATUS: dict[int, Category] = {
@@ -300,6 +301,4 @@ class HttpConnector(Connector[ConfigT]):
         for value in values:
             if isinstance(value, Mapping):  # a token set (access and refresh tokens)
                 values.extend(value.values())
-            elif isinstance(value, str) and len(value) >= 4 and value in text:
-                text = text.replace(value, "***")
-        return text
+        return mask_secrets(text, values)
