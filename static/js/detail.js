@@ -3,7 +3,6 @@
 (function () {
   "use strict";
 
-  const SVG = "http://www.w3.org/2000/svg";
   const MAX_POINTS = 60;
   const EVENT_LABELS = {
     status_change: "Status change",
@@ -19,37 +18,13 @@
   let api;
   let points = [];
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function svg(tag, attrs, text) {
-    const node = document.createElementNS(SVG, tag);
-    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const el = Hub.el;
+  const svg = Hub.svg;
 
   // ---- result of a control --------------------------------------------------------------------
   function showResult(kind, text) {
     const box = document.getElementById("action-result");
     box.replaceChildren(el("span", { class: "result result-" + kind, "data-result": kind }, text));
-  }
-
-  function describe(action, result) {
-    result = result || {};
-    const latency = result.latency_ms !== undefined && result.latency_ms !== null ? " · " + Hub.ms(result.latency_ms) : "";
-    if (result.ok) {
-      if (action === "test") return ["ok", "Connection OK" + latency];
-      if (action === "connect") return ["ok", "Connected" + latency];
-      return ["ok", "Disconnected"];
-    }
-    const category = result.category ? result.category + ": " : "";
-    const what = action === "test" ? "Test failed" : action === "connect" ? "Could not connect" : "Could not disconnect";
-    return ["fail", what + " — " + category + (result.message || "no details") + latency];
   }
 
   function errorText(data) {
@@ -65,16 +40,11 @@
     button.setAttribute("aria-busy", "true");
     showResult("pending", VERBS[action] || "Working…");
     try {
-      let answer = await Hub.api("POST", api + "/" + action + "?wait=10");
-      // Still running after the wait: follow the operation until the worker reports.
-      for (let round = 0; answer.ok && answer.status === 202 && round < 6; round += 1) {
-        answer = await Hub.api("GET", "/api/operations/" + encodeURIComponent(answer.data.id) + "?wait=10");
-        if (answer.ok && answer.data && (answer.data.state === "succeeded" || answer.data.state === "failed")) break;
-      }
+      const answer = await Hub.runOperation(api + "/" + action);
       if (!answer.ok) {
         showResult("fail", errorText(answer.data));
-      } else if (answer.data.state === "succeeded" || answer.data.state === "failed") {
-        const [kind, text] = describe(action, answer.data.result);
+      } else if (Hub.finished(answer.data)) {
+        const [kind, text] = Hub.describeResult(action, answer.data.result);
         showResult(kind, text);
       } else {
         showResult("pending", "Still running in the worker; the result will show up in the events below.");

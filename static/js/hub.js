@@ -1,10 +1,17 @@
-/* Shared by every dashboard page: the JSON API helper, the live WebSocket, small formatters.
+/* Shared by every dashboard page (loaded first, before the page's own script): element building, the
+ * JSON API helper with the CSRF token, following a background operation, status labels, the live
+ * WebSocket and small formatters.
  *
  * Pages listen for `hub:event` (one live event from /ws/integrations/, see integrations/services.py)
  * and `hub:resync` (the socket opened or came back: events before that may have been missed).
  */
 (function () {
   "use strict";
+
+  const SVG = "http://www.w3.org/2000/svg";
+  // How long to follow an operation the worker has not finished: rounds of long-polls of WAIT seconds.
+  const FOLLOW_ROUNDS = 6;
+  const FOLLOW_WAIT = 10;
 
   const STATUS_LABELS = {
     disconnected: "Disconnected",
@@ -14,6 +21,24 @@
     error: "Error",
     reconnect_required: "Reconnect required",
   };
+
+  /* Attributes: undefined, null and false leave the attribute out; true sets it empty (hidden, checked). */
+  function build(node, attrs, text) {
+    Object.keys(attrs || {}).forEach(function (name) {
+      const value = attrs[name];
+      if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : value);
+    });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function el(tag, attrs, text) {
+    return build(document.createElement(tag), attrs, text);
+  }
+
+  function svg(tag, attrs, text) {
+    return build(document.createElementNS(SVG, tag), attrs, text);
+  }
 
   function csrfToken() {
     const meta = document.querySelector('meta[name="csrf-token"]');
@@ -47,6 +72,35 @@
       }
     }
     return { ok: response.ok, status: response.status, data: data };
+  }
+
+  function finished(data) {
+    return Boolean(data) && (data.state === "succeeded" || data.state === "failed");
+  }
+
+  /* POST an operation (test, connect, disconnect) and follow it until the worker reports: the POST
+   * waits FOLLOW_WAIT s, then up to FOLLOW_ROUNDS long-polls of GET /api/operations/{id}. Resolves to
+   * the last answer: finished (data.state succeeded/failed, data.result), an error, or still 202. */
+  async function runOperation(url) {
+    let answer = await api("POST", url + "?wait=" + FOLLOW_WAIT);
+    for (let round = 0; answer.ok && answer.status === 202 && !finished(answer.data) && round < FOLLOW_ROUNDS; round += 1) {
+      answer = await api("GET", "/api/operations/" + encodeURIComponent(answer.data.id) + "?wait=" + FOLLOW_WAIT);
+    }
+    return answer;
+  }
+
+  /* One line for an operation's result: ["ok" | "fail", text], e.g. "Connection OK · 12 ms". */
+  function describeResult(action, result) {
+    result = result || {};
+    const latency = result.latency_ms !== undefined && result.latency_ms !== null ? " · " + ms(result.latency_ms) : "";
+    if (result.ok) {
+      if (action === "test") return ["ok", "Connection OK" + latency];
+      if (action === "connect") return ["ok", "Connected" + latency];
+      return ["ok", "Disconnected"];
+    }
+    const category = result.category ? result.category + ": " : "";
+    const what = action === "test" ? "Test failed" : action === "connect" ? "Could not connect" : "Could not disconnect";
+    return ["fail", what + " — " + category + (result.message || "no details") + latency];
   }
 
   function statusLabel(status) {
@@ -159,7 +213,12 @@
   };
 
   window.Hub = {
+    el: el,
+    svg: svg,
     api: api,
+    runOperation: runOperation,
+    finished: finished,
+    describeResult: describeResult,
     statusLabel: statusLabel,
     setBadge: setBadge,
     percent: percent,
