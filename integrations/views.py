@@ -173,6 +173,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
             "status": status,
             "kinds": registry.choices(),
             "statuses": Status.choices,
+            "status_labels": dict(Status.choices),
         },
     )
 
@@ -212,6 +213,8 @@ def integration_detail(request: HttpRequest, integration_id: str) -> HttpRespons
             "oauth_start_url": _oauth_start_url(integration),
             "reconnect_required": integration.status == Status.RECONNECT_REQUIRED,
             "can_manage": can_manage(request.user, integration),
+            # The badge's labels when a live event changes the status (read by static/js/hub.js).
+            "status_labels": dict(Status.choices),
         },
     )
 

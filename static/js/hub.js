@@ -13,15 +13,6 @@
   const FOLLOW_ROUNDS = 6;
   const FOLLOW_WAIT = 10;
 
-  const STATUS_LABELS = {
-    disconnected: "Disconnected",
-    connecting: "Connecting",
-    connected: "Connected",
-    degraded: "Degraded",
-    error: "Error",
-    reconnect_required: "Reconnect required",
-  };
-
   /* Attributes: undefined, null and false leave the attribute out; true sets it empty (hidden, checked). */
   function build(node, attrs, text) {
     Object.keys(attrs || {}).forEach(function (name) {
@@ -103,8 +94,19 @@
     return ["fail", what + " — " + category + (result.message || "no details") + latency];
   }
 
+  /* The model's status labels, rendered by the server with json_script (id "status-labels"). */
+  let statusLabels = null;
+
   function statusLabel(status) {
-    return STATUS_LABELS[status] || String(status || "unknown").replace(/_/g, " ");
+    if (statusLabels === null) {
+      const source = document.getElementById("status-labels");
+      try {
+        statusLabels = (source && JSON.parse(source.textContent)) || {};
+      } catch (err) {
+        statusLabels = {};
+      }
+    }
+    return statusLabels[status] || String(status || "unknown").replace(/_/g, " ");
   }
 
   function setBadge(badge, status) {

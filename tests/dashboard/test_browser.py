@@ -13,7 +13,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from integrations.models import Integration, IntegrationEvent
+from integrations import services
+from integrations.models import Integration, IntegrationEvent, Status
 from tests.dashboard.conftest import UI
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -165,6 +166,36 @@ def test_add_test_watch_live_disconnect_and_delete(
     expect(page.get_by_role("heading", name="No integrations yet")).to_be_visible()
     assert not Integration.objects.filter(pk="hr_sandbox").exists()
     assert IntegrationEvent.objects.filter(integration_ref="hr_sandbox", type="test", ok=True).count() >= 2
+    ui.assert_no_console_errors()
+
+
+def test_live_status_label_is_the_models_label(ui: UI, operator: Any) -> None:
+    """A badge the script changes after a live event reads the label the server rendered from the
+    model's status choices (no worker runs: the integration stays "connecting" after Connect)."""
+    services.create_integration(
+        actor=operator,
+        id="hr_labels",
+        name="HR labels",
+        kind="bamboohr",
+        auth_type="api_key",
+        config={"subdomain": "acme"},
+        credentials={"api_key": "a-key-for-the-label-test"},
+        owner=operator,
+    )
+    ui.login("operator", PASSWORD)
+    page = ui.page
+    page.goto(ui.url("/integrations/hr_labels"))
+    badge = page.locator("#integration [data-role=status]")
+    expect(badge).to_have_text(Status.DISCONNECTED.label)
+    expect(page.locator("#live-indicator")).to_have_text("Live")
+    page.evaluate("window.__sameDocument = true")
+
+    page.locator("form[data-action=connect] button").first.click()
+    expect(badge).to_have_attribute("data-status", Status.CONNECTING.value)
+    expect(badge).to_have_text(Status.CONNECTING.label)
+    assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
+    page_labels = page.evaluate("JSON.parse(document.getElementById('status-labels').textContent)")
+    assert page_labels == {value: str(label) for value, label in Status.choices}
     ui.assert_no_console_errors()
 
 

@@ -6,6 +6,8 @@ with secrets shown only as set / not set, the plain-form controls and the delete
 
 from __future__ import annotations
 
+import json
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -121,6 +123,22 @@ def test_details_show_config_and_secrets_only_as_set(users: SimpleNamespace) -> 
         assert control in page
     assert 'data-role="reconnect" hidden' in page
     assert "created" in page  # the config_change event of the creation is listed
+
+
+def status_labels_block(page: str) -> dict[str, str]:
+    """The labels the page hands its scripts: the json_script block with id "status-labels"."""
+    match = re.search(r'<script id="status-labels" type="application/json">(.*?)</script>', page, re.S)
+    assert match, "the page has no status-labels block"
+    return json.loads(match.group(1))
+
+
+def test_status_labels_for_the_scripts_come_from_the_model(users: SimpleNamespace) -> None:
+    """A badge changed by a live event reads its label from the page, so it matches the server's."""
+    make_bamboohr(users.owner)
+    client = client_as(users.owner)
+    for url in ["/integrations", "/integrations/hr_main"]:
+        labels = status_labels_block(client.get(url).content.decode())
+        assert labels == {value: str(label) for value, label in Status.choices}, url
 
 
 def test_reconnect_button_when_reconnect_is_required(users: SimpleNamespace) -> None:
