@@ -60,7 +60,9 @@ class IntegrationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Integration | None = None, change: bool = False, **kwargs: Any
     ) -> Any:
         kwargs["form"] = integration_form_class(self._kind_for(request, obj))
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user  # a class made for this request: the lifecycle rules depend on who saves
+        return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         form_class = integration_form_class(self._kind_for(request, obj))

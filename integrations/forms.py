@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from connectors import registry
 from connectors.errors import ConfigError
+from integrations import rules
 from integrations.models import Integration
 
 CREDENTIAL_PREFIX = "credential__"
@@ -65,6 +66,8 @@ class PrettyJSONField(forms.JSONField):
 class IntegrationAdminForm(forms.ModelForm):
     # Set on the per-kind subclasses made by integration_form_class().
     description: ClassVar[dict[str, Any] | None] = None
+    # Who is saving (set by the admin per request): the lifecycle rules depend on it.
+    actor: ClassVar[Any] = None
 
     config = PrettyJSONField(
         required=False,
@@ -173,6 +176,8 @@ class IntegrationAdminForm(forms.ModelForm):
                 for field, messages in exc.errors.items():
                     for message in messages:
                         self.add_error("config", f"{field}: {message}")
+            else:
+                self._check_rules(kind, cleaned)
         auth_type = cleaned.get("auth_type") or self.instance.auth_type
         if auth_type and "auth_type" not in self.errors:
             merged = {**self.stored_credentials(), **self.credential_changes()}
@@ -189,6 +194,21 @@ class IntegrationAdminForm(forms.ModelForm):
                     for message in messages:
                         self.add_error(target, message if target else f"{field}: {message}")
         return cleaned
+
+    def _check_rules(self, kind: str, cleaned: dict[str, Any]) -> None:
+        """The service layer's lifecycle rules, asked first so that a refusal is a form error, not a lost save."""
+        owner = cleaned["owner"] if "owner" in cleaned else self.instance.owner
+        errors = rules.file_errors(
+            actor=self.actor,
+            kind=kind,
+            config=cleaned["config"],
+            owner_id=getattr(owner, "pk", None),
+            integration_id=self.instance.pk or None,
+            before=self.instance.config if self.instance.pk else None,
+        )
+        for field, messages in errors.items():
+            for message in messages:
+                self.add_error("config", f"{field.removeprefix('config.')}: {message}")
 
 
 def integration_form_class(kind: str | None) -> type[IntegrationAdminForm]:

@@ -25,7 +25,7 @@ from django.utils import timezone
 from connectors import registry
 from connectors.base import Connector
 from connectors.errors import Category, ConfigError, ConnectorError
-from integrations import observability
+from integrations import observability, rules
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 
 log = logging.getLogger(__name__)
@@ -284,6 +284,7 @@ def create_integration(
     clean_credentials = {k: v for k, v in dict(credentials or {}).items() if v not in (None, "")}
     _refuse_hub_managed(kind, auth_type, clean_credentials)
     _validate(kind, auth_type, config, clean_credentials)
+    rules.check_file(actor=actor, kind=kind, config=config, owner_id=getattr(owner, "pk", None))
     integration = Integration(
         id=id,
         name=name,
@@ -341,6 +342,7 @@ def update_integration(integration: Integration, *, actor: Any, **changes: Any) 
     if "owner" in changes and changes["owner"] != current.owner:
         diff["owner"] = {"from": _actor_name(current.owner), "to": _actor_name(changes["owner"])}
         current.owner = changes["owner"]
+    before_config = dict(current.config or {})
     if "config" in changes:
         new_config = dict(changes["config"] or {})
         diff.update(_diff_config(current.config or {}, new_config))
@@ -360,6 +362,15 @@ def update_integration(integration: Integration, *, actor: Any, **changes: Any) 
                 diff[f"credentials.{key}"] = "changed" if key in credentials else "set"
                 credentials[key] = value
     _validate(current.kind, current.auth_type, current.config, credentials)
+    if "config" in changes or "owner" in diff:
+        rules.check_file(
+            actor=actor,
+            kind=current.kind,
+            config=current.config,
+            owner_id=current.owner_id,
+            integration_id=current.pk,
+            before=before_config,
+        )
     current.credentials = credentials or None
     _full_clean(current)
     if not diff:

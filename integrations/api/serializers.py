@@ -157,6 +157,20 @@ def secret_flags(instance: Integration) -> dict[str, bool]:
     return dict(flags)
 
 
+def nested_errors(exc: ConfigError) -> dict[str, Any]:
+    """A service-layer refusal in the API's shape: ``config.path`` becomes ``{"config": {"path": [...]}}``."""
+    if not exc.errors:
+        return {"non_field_errors": [exc.message]}
+    nested: dict[str, Any] = {}
+    for name, messages in exc.errors.items():
+        head, _, rest = name.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = list(messages)
+        else:
+            nested[head] = list(messages)
+    return nested
+
+
 class IntegrationListSerializer(serializers.ListSerializer):
     """Lists load the group names of the whole page in one query (constant queries, no per-row managers)."""
 
@@ -369,7 +383,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             try:
                 integration = services.create_integration(actor=user, **validated_data)
             except ConfigError as exc:
-                raise serializers.ValidationError(exc.errors or {"non_field_errors": [exc.message]}) from None
+                raise serializers.ValidationError(nested_errors(exc)) from None
             if groups:
                 integration.shared_with_groups.set(groups)
         return integration
@@ -383,7 +397,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             try:
                 integration = services.update_integration(instance, actor=user, **validated_data)
             except ConfigError as exc:
-                raise serializers.ValidationError(exc.errors or {"non_field_errors": [exc.message]}) from None
+                raise serializers.ValidationError(nested_errors(exc)) from None
             if groups is not None:
                 integration.shared_with_groups.set(groups)
         return integration
