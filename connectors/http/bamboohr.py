@@ -1,6 +1,6 @@
 """BambooHR (kind ``bamboohr``): employees, time off, reports and incremental sync over its v1 REST API.
 
-Endpoints follow BambooHR's published OpenAPI description (``../shared/bamboohr/openapi.yaml``); the
+Endpoints follow BambooHR's published OpenAPI description (``sandbox/bamboohr/spec/openapi.yaml``); the
 quirks the spec does not make obvious are noted where they are handled. Auth is HTTP Basic with the
 API key as user name and ``x`` as password, or an OAuth2 bearer token from the runtime's token
 provider.

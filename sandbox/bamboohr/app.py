@@ -1,7 +1,7 @@
 """BambooHR's v1 API as the sandbox answers it: routing, auth, validation, faults and rendering.
 
 Transport-free (``SandboxApp.handle(Request) -> Response``); ``server.py`` puts it on a socket.
-Status codes, headers and bodies follow ``../shared/bamboohr/openapi.yaml`` and the notes beside it:
+Status codes, headers and bodies follow BambooHR's OpenAPI description (``sandbox/bamboohr/spec/``):
 JSON only when asked for (XML otherwise), 201 + Location on create, 409 on a duplicate work email,
 400 with BambooHR's error-message headers, 404 for unknown paths, ids and report formats.
 """

@@ -1,15 +1,17 @@
 """Contract test: every request the connector sends and every response the sandbox returns, over a
-run of the whole operation list, is valid against BambooHR's published OpenAPI description
-(``../shared/bamboohr/openapi.yaml``, read in place, never copied into the project)."""
+run of the whole operation list, is valid against BambooHR's published OpenAPI description: the copy
+shipped in ``sandbox/bamboohr/spec/`` (source, licence and checksum in its ``PROVENANCE.md``), or the file
+``BAMBOOHR_OPENAPI`` names. The last tests show that the check still fails when the spec disagrees."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -22,21 +24,32 @@ from connectors.hris import ReportFile
 from connectors.http.bamboohr import BambooHRConnector
 from sandbox.bamboohr import BambooHRSandbox
 from sandbox.bamboohr.app import Exchange
+from sandbox.bamboohr.openapi import openapi_path
 
-SPEC = Path(os.environ.get("BAMBOOHR_OPENAPI", Path(__file__).resolve().parents[3] / "shared/bamboohr/openapi.yaml"))
 # The spec's server is https://{companyDomain}.bamboohr.com; the sandbox's answers are judged as if from there.
 SPEC_HOST = "https://acme.bamboohr.com"
 
 
+def _read_spec(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        pytest.fail(
+            f"BambooHR's OpenAPI description is missing at {path} (unset BAMBOOHR_OPENAPI for the shipped copy)"
+        )
+    with path.open() as fh:
+        document: dict[str, Any] = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return document
+
+
+def _load_openapi() -> OpenAPI:
+    """The spec at ``openapi_path()``. Validating the spec itself (seconds) is skipped: it passes
+    openapi-spec-validator with no errors."""
+    return OpenAPI.from_dict(_read_spec(openapi_path()), config=Config(spec_validator_cls=None))
+
+
 @pytest.fixture(scope="session")
 def bamboohr_openapi() -> OpenAPI:
-    """The spec is 688 KB: parsed once per test session. Validating the spec itself (seconds) is
-    skipped: it passes openapi-spec-validator with no errors (README, section 9)."""
-    if not SPEC.exists():
-        pytest.fail(f"BambooHR's OpenAPI description is missing at {SPEC} (set BAMBOOHR_OPENAPI)")
-    with SPEC.open() as fh:
-        document = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return OpenAPI.from_dict(document, config=Config(spec_validator_cls=None))
+    """The spec is 688 KB: parsed once per test session."""
+    return _load_openapi()
 
 
 @dataclass
@@ -132,6 +145,33 @@ def _check_response(api: OpenAPI, request: _Request, response: _Response) -> Non
     api.validate_response(request, response)
 
 
+def _mismatch(exc: Exception) -> str:
+    """What the validator found and where in the value, without the whole value it judged (which would
+    push the reason out of a line)."""
+    errors = getattr(exc, "schema_errors", None) or getattr(exc.__cause__, "schema_errors", None)
+    if not errors:
+        return f"{exc} {exc.__cause__ or ''}"
+    found = "; ".join(f"/{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in errors)
+    name = getattr(exc, "name", None)  # a parameter's
+    return f"{type(exc).__name__}{f' {name!r}' if name else ''}: {found}"
+
+
+def _violations(api: OpenAPI, exchanges: list[Exchange]) -> list[str]:
+    """Every request and response of ``exchanges`` that ``api`` refuses, one line each."""
+    problems: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # openapi-core: "Unsupported scheme type" (oauth2)
+        for exchange in exchanges:
+            request, response = _openapi_request(exchange), _openapi_response(exchange)
+            where = f"{exchange.method} {exchange.path}?{exchange.query_string} -> {exchange.status}"
+            for what, check in (("request", _check_request), ("response", _check_response)):
+                try:
+                    check(api, request, response)
+                except Exception as exc:  # collect them all: one report names every mismatch
+                    problems.append(f"{where}: {what}: {_mismatch(exc)}"[:600])
+    return problems
+
+
 EXPECTED_OPERATIONS = {
     "list-fields",
     "request-custom-report",
@@ -155,19 +195,7 @@ def test_every_request_and_response_matches_the_spec(
     exchanges = recording_sandbox.exchanges
     assert set(recording_sandbox.stats()["by_route"]) == EXPECTED_OPERATIONS
     assert all(200 <= e.status < 300 for e in exchanges), [(e.method, e.path, e.status) for e in exchanges]
-
-    problems: list[str] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # openapi-core: "Unsupported scheme type" (oauth2)
-        for exchange in exchanges:
-            request, response = _openapi_request(exchange), _openapi_response(exchange)
-            where = f"{exchange.method} {exchange.path}?{exchange.query_string} -> {exchange.status}"
-            for what, check in (("request", _check_request), ("response", _check_response)):
-                try:
-                    check(bamboohr_openapi, request, response)
-                except Exception as exc:  # collect them all: one report names every mismatch
-                    causes = getattr(exc, "schema_errors", None) or exc.__cause__ or ""
-                    problems.append(f"{where}: {what}: {exc} {causes}"[:600])
+    problems = _violations(bamboohr_openapi, exchanges)
     assert not problems, "\n".join(problems)
     assert len(exchanges) >= 25
 
@@ -195,3 +223,74 @@ def test_the_validator_does_catch_a_deviation(bamboohr_openapi: OpenAPI) -> None
     )
     with pytest.raises(Exception, match="end"):
         bamboohr_openapi.validate_request(missing_dates)
+
+
+# ---- the contract test can still fail: the same run, checked against an altered copy of the spec --------
+
+
+def _operation(document: dict[str, Any], operation_id: str) -> dict[str, Any]:
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and operation.get("operationId") == operation_id:
+                return operation
+    raise LookupError(f"no operation {operation_id} in the spec")
+
+
+def _time_off_types(document: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = _operation(document, "list-time-off-types")["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    return schema
+
+
+def _type_ids_become_strings(document: dict[str, Any]) -> None:
+    _time_off_types(document)["properties"]["timeOffTypes"]["items"]["properties"]["id"]["type"] = "string"
+
+
+def _default_hours_renamed(document: dict[str, Any]) -> None:
+    """As if BambooHR renamed a required field: the sandbox's answer now lacks a required one."""
+    schema = _time_off_types(document)
+    schema["properties"]["defaultHoursPerDay"] = schema["properties"].pop("defaultHours")
+    schema["required"] = ["defaultHoursPerDay" if name == "defaultHours" else name for name in schema["required"]]
+
+
+def _changed_type_loses_updated(document: dict[str, Any]) -> None:
+    for parameter in _operation(document, "get-changed-employee-ids")["parameters"]:
+        if parameter.get("name") == "type":
+            parameter["schema"]["enum"].remove("updated")
+
+
+@pytest.mark.parametrize(
+    ("alter", "path", "what", "detail"),
+    [
+        (_type_ids_become_strings, "/api/v1/meta/time_off/types", "response", "is not of type 'string'"),
+        (_default_hours_renamed, "/api/v1/meta/time_off/types", "response", "'defaultHoursPerDay' is a required"),
+        (_changed_type_loses_updated, "/api/v1/employees/changed", "request", "type"),
+    ],
+    ids=["response-field-type-changed", "required-response-field-missing", "request-value-not-allowed"],
+)
+def test_the_contract_fails_against_an_altered_spec(
+    alter: Callable[[dict[str, Any]], None],
+    path: str,
+    what: str,
+    detail: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    recording_sandbox: BambooHRSandbox,
+    make_bamboohr: Callable[..., BambooHRConnector],
+) -> None:
+    """The run of the contract test above, judged by a copy of the spec with one change, named through
+    BAMBOOHR_OPENAPI: the check reports that change, and only on the operation it touches."""
+    document = copy.deepcopy(_read_spec(openapi_path()))
+    alter(document)
+    altered = tmp_path / "openapi.yaml"
+    altered.write_text(yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False))
+    monkeypatch.setenv("BAMBOOHR_OPENAPI", str(altered))
+    assert openapi_path() == altered
+
+    _run_every_operation(make_bamboohr(recording_sandbox))
+    problems = _violations(_load_openapi(), recording_sandbox.exchanges)
+
+    assert problems, "the altered spec was not noticed"
+    assert all(p.startswith(f"GET {path}?") and f": {what}: " in p for p in problems), "\n".join(problems)
+    assert any(detail in p for p in problems), "\n".join(problems)
