@@ -28,10 +28,9 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from connectors.base import RateLimitConfig  # noqa: E402
 from connectors.http.bamboohr import DEFAULT_EMPLOYEE_FIELDS, BambooHRConfig, BambooHRConnector  # noqa: E402
 from connectors.metrics import MemoryMetrics  # noqa: E402
-from connectors.ratelimit import MemoryRateLimiter  # noqa: E402
+from connectors.ratelimit import MemoryRateLimiter, RateLimitConfig  # noqa: E402
 from connectors.runtime import Runtime  # noqa: E402
 
 TARGET = 1.2

@@ -41,8 +41,8 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 
 from connectors import build  # noqa: E402
-from connectors.base import RateLimitConfig  # noqa: E402
 from connectors.db.base import DatabaseConnector  # noqa: E402
+from connectors.ratelimit import RateLimitConfig  # noqa: E402
 from connectors.runtime import Runtime  # noqa: E402
 from connectors.shared import make_runtime  # noqa: E402
 

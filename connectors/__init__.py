@@ -3,7 +3,8 @@
 from connectors.base import Connector, ConnectorStatus, CredentialField, TestResult
 from connectors.errors import Category, ConfigError, ConnectorError
 from connectors.registry import build, describe, kinds
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime
 
 __all__ = [
     "Category",

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import Category, ConnectorError
+from connectors.ratelimit import RateLimitConfig
 from connectors.runtime import Runtime
 
 
@@ -26,17 +27,6 @@ class ConnectorStatus(StrEnum):
     READY = "ready"
     DISCONNECTED = "disconnected"
     ERROR = "error"
-
-
-class RateLimitConfig(BaseModel):
-    """A token bucket per integration, shared by every worker (seed default: 100 requests per 60 s)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    requests: int = Field(100, ge=1, description="Tokens added per period.")
-    per_seconds: float = Field(60.0, gt=0, description="Length of the period in seconds.")
-    burst: int | None = Field(None, ge=1, description="Bucket size; defaults to `requests`.")
-    max_wait_seconds: float = Field(10.0, ge=0, description="How long a call may wait for a token.")
 
 
 class BaseConfig(BaseModel):

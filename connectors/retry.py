@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import tenacity
 
 from connectors.errors import Category, ConnectorError
 from connectors.ratelimit import RateLimitExceeded
-from connectors.runtime import RetryPolicy
 
 T = TypeVar("T")
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 3
+    initial_backoff: float = 1.0  # then 2 s, 4 s ...
+    max_backoff: float = 30.0
+    jitter: float = 0.25  # each wait is backoff * uniform(1 - jitter, 1 + jitter)
+    max_retry_after: float = 30.0  # a longer Retry-After fails at once with retry_after set
+
 
 # Errors raised before the remote system was asked: retrying here would only block a worker.
 _NEVER_RETRIED = {Category.UNAVAILABLE}

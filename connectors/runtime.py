@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from connectors.errors import Category, ConnectorError
+from connectors.retry import RetryPolicy, retry_after_failure
 
 T = TypeVar("T")
 
@@ -45,15 +46,6 @@ class TokenProvider(Protocol):
     def get_token(self) -> str: ...
 
     def invalidate(self, token: str) -> None: ...
-
-
-@dataclass
-class RetryPolicy:
-    max_retries: int = 3
-    initial_backoff: float = 1.0  # then 2 s, 4 s ...
-    max_backoff: float = 30.0
-    jitter: float = 0.25  # each wait is backoff * uniform(1 - jitter, 1 + jitter)
-    max_retry_after: float = 30.0  # a longer Retry-After fails at once with retry_after set
 
 
 # Failures that say nothing about the remote system's health do not trip the circuit.
@@ -91,8 +83,6 @@ class Runtime:
             if not retry:
                 raise
             # Almost every call succeeds first time, so tenacity is only reached after a failure.
-            from connectors.retry import retry_after_failure
-
             return retry_after_failure(self.retry, lambda: self._attempt(operation, fn), exc, sleep=self.sleep)
 
     def _attempt(self, operation: str, fn: Callable[[], T]) -> T:

@@ -12,11 +12,11 @@ import threading
 
 import redis
 
-from connectors.base import RateLimitConfig
 from connectors.circuit import MemoryCircuitBreaker, RedisCircuitBreaker
 from connectors.metrics import MemoryMetrics, RedisMetrics
-from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RedisRateLimiter
-from connectors.runtime import RetryPolicy, Runtime, TokenProvider
+from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RateLimitConfig, RedisRateLimiter
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime, TokenProvider
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}

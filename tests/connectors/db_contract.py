@@ -18,12 +18,13 @@ from typing import Any, ClassVar
 import pytest
 
 from connectors import build
-from connectors.base import RateLimitConfig
 from connectors.circuit import MemoryCircuitBreaker
 from connectors.db.base import DatabaseConnector
 from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.ratelimit import RateLimitConfig
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime
 from connectors.shared import make_runtime, metrics_snapshot
 
 SECRET = "Sup3r-Secret-pw"

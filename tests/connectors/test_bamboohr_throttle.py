@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from connectors.base import RateLimitConfig
 from connectors.errors import Category, ConnectorError
 from connectors.http.bamboohr import BambooHRConnector
-from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RedisRateLimiter
-from connectors.runtime import RateLimiter, RetryPolicy, Runtime
+from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RateLimitConfig, RedisRateLimiter
+from connectors.retry import RetryPolicy
+from connectors.runtime import RateLimiter, Runtime
 from sandbox.bamboohr import BambooHRSandbox
 
 Make = Callable[..., BambooHRConnector]

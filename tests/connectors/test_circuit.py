@@ -12,7 +12,8 @@ import redis
 
 from connectors.circuit import MemoryCircuitBreaker, RedisCircuitBreaker
 from connectors.errors import Category, ConnectorError
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime
 
 
 @pytest.fixture(params=["memory", "redis"])

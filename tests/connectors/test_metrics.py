@@ -11,7 +11,8 @@ import redis
 
 from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics, RedisMetrics
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime
 
 
 @pytest.fixture(params=["memory", "redis"])

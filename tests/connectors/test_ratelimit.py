@@ -10,9 +10,8 @@ import time
 import pytest
 import redis
 
-from connectors.base import RateLimitConfig
 from connectors.errors import Category, ConnectorError
-from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RedisRateLimiter
+from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RateLimitConfig, RedisRateLimiter
 
 
 def _rate(**kwargs: float) -> RateLimitConfig:

@@ -13,7 +13,8 @@ from connectors import build
 from connectors.errors import ConnectorError
 from connectors.metrics import MemoryMetrics
 from connectors.redact import mask_secrets
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime
 
 
 def test_a_one_letter_password_does_not_mask_letters_inside_words() -> None:

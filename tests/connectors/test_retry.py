@@ -6,11 +6,10 @@ import random
 
 import pytest
 
-from connectors.base import RateLimitConfig
 from connectors.errors import Category, ConnectorError
-from connectors.ratelimit import MemoryRateLimiter
-from connectors.retry import backoff_seconds
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.ratelimit import MemoryRateLimiter, RateLimitConfig
+from connectors.retry import RetryPolicy, backoff_seconds
+from connectors.runtime import Runtime
 
 
 class Flaky:

@@ -7,12 +7,11 @@ import os
 import pytest
 import redis
 
-from connectors.base import RateLimitConfig
 from connectors.circuit import MemoryCircuitBreaker, RedisCircuitBreaker
 from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics, RedisMetrics
-from connectors.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from connectors.runtime import RetryPolicy
+from connectors.ratelimit import MemoryRateLimiter, RateLimitConfig, RedisRateLimiter
+from connectors.retry import RetryPolicy
 from connectors.shared import forget, make_runtime, metrics_for, metrics_snapshot, redis_client
 
 URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from connectors.http.bamboohr import BambooHRConfig, BambooHRConnector
-from connectors.runtime import RetryPolicy, Runtime
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime
 from sandbox.bamboohr import BambooHRSandbox
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 hex characters, like BambooHR's keys
