@@ -80,7 +80,7 @@ def main() -> int:
     from django.contrib.auth.models import Group, User
     from django.db import connection
     from django.test.utils import setup_test_environment
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
     from rest_framework.test import APIClient
 
     from integrations.models import Integration
@@ -93,7 +93,7 @@ def main() -> int:
         group = Group.objects.create(name="bench")
         user = User.objects.create_user("bench", password="bench-pw-1")
         user.groups.add(group)
-        token = Token.objects.create(user=user).key
+        token = AuthToken.objects.create(user)[1]
         rows = [
             Integration(
                 id=f"bench_{i:05d}",

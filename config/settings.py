@@ -9,6 +9,7 @@ import os
 import secrets
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -85,12 +86,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens: django-rest-knox keeps only a SHA-512 of each token, with an expiry. DRF's authtoken app
+    # (raw keys) is gone: accounts' migration 0001 hashed its rows into knox tokens and emptied its table.
+    "knox",
+    "axes",  # login throttling (AXES_* below)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: /api/docs/ works offline
     "channels",
     "django_celery_beat",
+    "accounts",
     "integrations",
 ]
 
@@ -103,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page (last, as axes asks)
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -162,10 +168,43 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/integrations"
 
+# Login throttling (django-axes): the dashboard, admin and browsable-API logins lock a user name at one
+# address after LOGIN_FAILURE_LIMIT failures, for LOGIN_LOCKOUT_MINUTES (README, section Security).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out user name before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # another user, or the same user elsewhere, is not locked
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"  # answered with 429
+# The client address is REMOTE_ADDR unless the operator says how many reverse proxies (each appending to
+# X-Forwarded-For) stand in front of the hub; a client-sent X-Forwarded-For is never trusted beyond them.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1  # ipware counts the hops after the client's own entry
+    IPWARE_STRICT = False  # a longer, client-padded header still yields the entry our first proxy wrote
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
+# API tokens (django-rest-knox): `manage.py create_api_token USER`; `Authorization: Token <token>`.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_TTL_DAYS", 90, minimum=1)),
+    "TOKEN_PREFIX": "hubut_",  # recognisable in a leak scan, like agent tokens' hubat_
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+# Failed token authentication (API tokens, agent tokens, the MCP endpoint): after this many failures from
+# one address within the window, that address gets 429 with Retry-After until the window ends.
+TOKEN_FAILURE_LIMIT = env_int("TOKEN_FAILURE_LIMIT", 10, minimum=1)
+TOKEN_FAILURE_WINDOW_SECONDS = env_int("TOKEN_FAILURE_WINDOW_MINUTES", 15, minimum=1) * 60
+
 # REST API (integrations/api/). Token first so that an anonymous request gets 401 + WWW-Authenticate.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.APITokenAuthentication",  # knox, hashed; repeated failures get a 429
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF on writes
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -308,4 +347,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes announces its version at every start (every manage.py command); its warnings still show.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }

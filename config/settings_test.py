@@ -1,13 +1,22 @@
 """Test overrides: a few lines on top of the real settings (DATABASE_URL picks the backend)."""
 
+import getpass
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("CREDENTIALS_KEY", "test-credentials-key-0123456789-abcdefghijklmnop")
+# Many tests present a wrong token on purpose, all from 127.0.0.1, and the failure counter lives in Redis
+# for 15 minutes: tests/accounts/test_token_throttle.py lowers the limit where the throttle is the subject.
+os.environ.setdefault("TOKEN_FAILURE_LIMIT", "100000")
 
 from config.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests make their SQLite files in pytest's tmp_path (under the temp folder's pytest-of-<user>).
+SQLITE_ALLOWED_DIRS = [*SQLITE_ALLOWED_DIRS, str(Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}")]  # noqa: F405
 
 # Each concurrent test run (developers, CI) may name its own test database; processes started by
 # end-to-end tests (workers, the ASGI server) are pointed at the same name.

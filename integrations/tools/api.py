@@ -8,7 +8,7 @@
   GET  /api/tools/calls/{id}        one call, with its result while the result store keeps it
 
 Callers: agent tokens (``Authorization: Bearer hubat_...``), scoped to integrations and to read or
-write; staff users by session or DRF token. The body of an invocation is always the envelope; the
+write; staff users by session or API token (``Authorization: Token ...``). The body of an invocation is always the envelope; the
 status says who should act: 200 the call ran or the outside system is unavailable (see ``ok``,
 ``error.retry_after`` and the ``Retry-After`` header), 4xx the call itself must change.
 """
@@ -21,12 +21,14 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import APITokenAuthentication
+from accounts.throttle import FailureThrottledAuthentication
 from integrations.tools import catalog, conf
 from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import AgentToken, ToolCall, Via
@@ -57,9 +59,7 @@ class AgentUser:
         return self.username
 
 
-class AgentTokenAuthentication(BaseAuthentication):
-    keyword = "Bearer"
-
+class _AgentTokenCheck(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[AgentUser, AgentToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         parts = header.split()
@@ -74,6 +74,12 @@ class AgentTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="tools"'
 
 
+class AgentTokenAuthentication(FailureThrottledAuthentication, _AgentTokenCheck):
+    """``Authorization: Bearer hubat_...``; an address with too many failed tokens gets 429."""
+
+    keyword = "Bearer"
+
+
 class AgentTokenScheme(OpenApiAuthenticationExtension):
     """Documents agent tokens in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
 
@@ -84,7 +90,7 @@ class AgentTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "http", "scheme": "bearer", "description": "An agent token (manage.py create_agent_token)."}
 
 
-AUTHENTICATION = [AgentTokenAuthentication, TokenAuthentication, SessionAuthentication]
+AUTHENTICATION = [AgentTokenAuthentication, APITokenAuthentication, SessionAuthentication]
 
 
 class ToolsPermission(BasePermission):

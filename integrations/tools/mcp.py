@@ -28,6 +28,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
+from accounts.throttle import FailureThrottleMiddleware
 from integrations.tools import catalog
 from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import AgentToken, Via
@@ -172,11 +173,12 @@ def http_app(
     inline: bool = False,
     allowed_hosts: list[str] | None = None,
 ) -> Starlette:
-    """The ASGI app of the MCP endpoint (Bearer agent tokens; DNS-rebinding protection on)."""
+    """The ASGI app of the MCP endpoint (Bearer agent tokens; DNS-rebinding protection on; an address
+    with too many failed tokens gets 429, as on the REST API)."""
     server = build_server(_http_principal, inline=inline)
     base = f"http://{host}:{port}"
     hosts = allowed_hosts or [f"{host}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"]
-    return server.streamable_http_app(
+    app = server.streamable_http_app(
         streamable_http_path=path,
         host=host,
         token_verifier=AgentTokenVerifier(),
@@ -191,3 +193,5 @@ def http_app(
             allowed_origins=[f"http://{h}" for h in hosts],
         ),
     )
+    app.add_middleware(FailureThrottleMiddleware)
+    return app

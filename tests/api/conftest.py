@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from integrations.models import Integration
@@ -37,11 +37,14 @@ def people(db: Any) -> SimpleNamespace:
 def client_for(db: Any) -> Callable[[User | None], APIClient]:
     """An API client authenticated the way programs do (``Authorization: Token ...``); None = anonymous."""
 
+    tokens: dict[int, str] = {}
+
     def make(user: User | None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            if user.pk not in tokens:
+                tokens[user.pk] = AuthToken.objects.create(user)[1]
+            client.credentials(HTTP_AUTHORIZATION=f"Token {tokens[user.pk]}")
         return client
 
     return make

@@ -46,9 +46,9 @@ def _seed(owner) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_fuzz_the_api_against_a_live_server(clean_redis, daphne_server, people):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
-    token = Token.objects.create(user=people.staff).key
+    token = AuthToken.objects.create(people.staff)[1]
     auth = {"Authorization": f"Token {token}"}
     _seed(people.owner)
     schema = schemathesis.openapi.from_url(f"{daphne_server.url}/api/schema/?format=json", headers=auth)

@@ -171,7 +171,7 @@ def test_session_writes_need_the_csrf_token(people, shared):
     from rest_framework.test import APIClient
 
     client = APIClient(enforce_csrf_checks=True)
-    client.login(username="alice", password="pw-alice-123")
+    client.force_login(people.owner)
     assert client.get(f"/api/integrations/{shared.id}").status_code == 200  # reads need no token
     refused = client.patch(f"/api/integrations/{shared.id}", {"name": "CSRF"}, format="json")
     assert refused.status_code == 403

@@ -99,7 +99,7 @@ def test_no_browsable_page_contains_a_secret(with_secrets, people):
     from django.test import Client
 
     browser = Client()
-    browser.login(username="alice", password="pw-alice-123")
+    browser.force_login(people.owner)
     for path in (
         "/api/integrations/",
         "/api/integrations/bamboo_oauth/",
@@ -114,7 +114,7 @@ def test_no_browsable_page_contains_a_secret(with_secrets, people):
         _assert_clean(response.content, f"the browsable page {path}")
 
 
-def test_schema_and_docs_contain_no_secret(with_secrets):
+def test_schema_and_docs_contain_no_secret(with_secrets, people):
     from django.test import Client
 
     for path in ("/api/schema/", "/api/schema/?format=json"):
@@ -122,7 +122,7 @@ def test_schema_and_docs_contain_no_secret(with_secrets):
         assert response.status_code == 200, path
         _assert_clean(response.content, path)
     browser = Client()
-    browser.login(username="alice", password="pw-alice-123")
+    browser.force_login(people.owner)
     docs = browser.get("/api/docs/")
     assert docs.status_code == 200
     _assert_clean(docs.content, "/api/docs/")

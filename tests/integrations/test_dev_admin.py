@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,8 @@ def test_creates_one_admin_and_prints_a_working_login(settings, tmp_path):
     settings.DATA_DIR = tmp_path
     first = ensure(url="http://127.0.0.1:8123/admin/")
     password = re.search(r"Log in at http://127\.0\.0\.1:8123/admin/ as admin / (\S+)", first).group(1)
-    user = authenticate(username="admin", password=password)
+    login = RequestFactory().post("/admin/login/")  # django-axes counts logins per address: it needs the request
+    user = authenticate(login, username="admin", password=password)
     assert user is not None and user.is_superuser and user.is_staff
     assert stat.S_IMODE((tmp_path / "dev-admin-password").stat().st_mode) == 0o600
 
@@ -42,7 +44,8 @@ def test_a_password_changed_by_the_developer_is_kept_and_not_printed(settings, t
     user.save()
     output = ensure()
     assert "(unchanged - the one you set)" in output
-    assert authenticate(username="admin", password="my-own-password-42") is not None
+    login = RequestFactory().post("/admin/login/")
+    assert authenticate(login, username="admin", password="my-own-password-42") is not None
 
 
 def test_does_nothing_with_debug_off(settings, tmp_path):

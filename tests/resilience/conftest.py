@@ -307,11 +307,11 @@ class Hub:
     def api(self, user: Any = None, **headers: str) -> httpx.Client:
         """An HTTP client on the web process; ``Authorization: Token`` for ``user`` (None: anonymous)."""
         if user is not None:
-            from rest_framework.authtoken.models import Token
+            from knox.models import AuthToken
 
             key = self.tokens.get(user.username)
             if key is None:
-                key = self.tokens[user.username] = Token.objects.get_or_create(user=user)[0].key
+                key = self.tokens[user.username] = AuthToken.objects.create(user)[1]
             headers.setdefault("Authorization", f"Token {key}")
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, trust_env=False)
 

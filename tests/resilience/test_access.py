@@ -144,7 +144,7 @@ def private(db: None, django_user_model: Any) -> Any:
 
 def test_every_url_refuses_anonymous_and_other_users(private, django_user_model, report: Report):
     from django.test import Client
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from integrations.models import Integration, IntegrationEvent
 
@@ -153,7 +153,7 @@ def test_every_url_refuses_anonymous_and_other_users(private, django_user_model,
     assert len(paths) > 100 and f"/integrations/{PRIVATE_ID}" in paths, paths
 
     intruder = django_user_model.objects.create_user("walk-intruder", password="pw-walk-intruder-1")
-    token = Token.objects.create(user=intruder).key
+    token = AuthToken.objects.create(intruder)[1]
     # A 5xx is a finding of its own (a traceback instead of an answer): collected, not raised.
     client = Client(raise_request_exception=False)
     other = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {token}")
@@ -273,10 +273,10 @@ def test_websocket_refuses_strangers_and_filters_events(hub: Hub, report: Report
 @pytest.mark.slow
 def test_mcp_endpoint_refuses_without_a_valid_token(hub: Hub, report: Report):
     from django.utils import timezone
+    from knox.models import AuthToken
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
-    from rest_framework.authtoken.models import Token
 
     from integrations.models import Integration
     from integrations.tools.models import AgentToken
@@ -304,7 +304,7 @@ def test_mcp_endpoint_refuses_without_a_valid_token(hub: Hub, report: Report):
         integrations=[mine],
         expires_at=timezone.now() - timezone.timedelta(minutes=1),
     )
-    staff_token = Token.objects.get_or_create(user=hub.people.staff)[0].key
+    staff_token = AuthToken.objects.create(hub.people.staff)[1]
 
     port = free_port()
     server = hub.start_process("mcp-http", [sys.executable, "manage.py", "mcp_server", "--http", "--port", str(port)])

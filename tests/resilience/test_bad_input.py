@@ -34,11 +34,11 @@ def staff(db: None, django_user_model: Any) -> Any:
 
 @pytest.fixture
 def api(staff: Any) -> Any:
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
     from rest_framework.test import APIClient
 
     client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(staff)[1]}")
     return client
 
 

@@ -42,7 +42,7 @@ def scrape(url: str, integration_id: str) -> dict[str, float]:
 def test_requests_from_two_workers_are_counted_once_each_everywhere(
     clean_redis, celery_worker_factory, daphne_server, staff_user, pg_url
 ):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     first = celery_worker_factory("alpha", concurrency=1)
     second = celery_worker_factory("beta", concurrency=1)
@@ -67,7 +67,7 @@ def test_requests_from_two_workers_are_counted_once_each_everywhere(
     api = httpx.Client(
         base_url=daphne_server.url,
         timeout=10,
-        headers={"Authorization": f"Token {Token.objects.create(user=staff_user).key}"},
+        headers={"Authorization": f"Token {AuthToken.objects.create(staff_user)[1]}"},
     )
 
     def api_total() -> int:

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from integrations.models import Status
 from integrations.tools import catalog
@@ -169,7 +169,7 @@ def test_staff_users_by_session_or_drf_token_and_others_refused(api_client, hr_s
     assert ToolCall.objects.get(pk=ok.json()["call_id"]).actor == "user:tools-staff"
     api_client.logout()
 
-    key = Token.objects.create(user=staff).key
+    key = AuthToken.objects.create(staff)[1]
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert invoke(api_client, "query_hris", body).json()["ok"] is True
 
