@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -281,11 +282,8 @@ def _not_allowed(request: HttpRequest, integration: Integration) -> HttpResponse
     return response
 
 
-@never_cache
-@login_required
-@require_http_methods(["GET", "POST"])
-def start(request: HttpRequest, integration_id: str) -> HttpResponse:
-    """Redirect the browser to the provider with a signed single-use state and a PKCE S256 challenge."""
+def _startable(request: HttpRequest, integration_id: str) -> tuple[Integration, OAuth2Config] | HttpResponse:
+    """The integration and its OAuth2 settings when an authorization may start; else the page saying why."""
     integration = _visible(request, integration_id)
     if integration is None:
         return _result(
@@ -327,7 +325,34 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
             message="This integration uses the client-credentials grant (or has no authorize URL): "
             "its token is fetched when it connects, without a browser step.",
         )
+    return integration, config
 
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def start(request: HttpRequest, integration_id: str) -> HttpResponse:
+    """GET: a page that says where the browser is about to go, with a button (a CSRF-checked POST).
+    POST: redirect the browser to the provider with a signed single-use state and a PKCE S256 challenge.
+
+    A GET changes nothing, not even the session: a link, a prefetch or another site's <img> must not
+    start an authorization that a provider which remembers the user's consent would complete silently,
+    replacing the integration's token (the reason django-allauth also starts logins on POST only).
+    """
+    checked = _startable(request, integration_id)
+    if isinstance(checked, HttpResponse):
+        return checked
+    integration, config = checked
+    if request.method != "POST":
+        return render(
+            request,
+            "integrations/oauth_start.html",
+            {
+                "integration": integration,
+                "provider": urlsplit(config.authorize_url or "").hostname or "the provider",
+                "title": f"Connect {integration.name} with its provider",
+            },
+        )
     redirect_uri = config.redirect_uri or request.build_absolute_uri(reverse("oauth:callback"))
     nonce = secrets.token_urlsafe(24)
     state = signing.dumps({"n": nonce, "u": request.user.pk}, salt=STATE_SALT, compress=True)

@@ -219,12 +219,15 @@ class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
         return self._start(request, services.request_disconnect)
 
     @extend_schema(
-        summary="Test the connection, with latency (runs in a worker; GET kept for the seed's clients)",
+        summary="Test the connection, with latency (runs in a worker)",
+        description="POST only: a test reaches the outside system and records an event, so a GET (a link, "
+        "a prefetch, a crawler) must not start one; GET answers 405. The last results are the integration's "
+        "events (?type=test).",
         request=None,
         parameters=[WAIT_PARAMETER, LOCATION_HEADER],
         responses=OPERATION_RESPONSES,
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         return self._start(request, services.request_test)
 

@@ -205,7 +205,12 @@
       const saved = await save(true);
       if (!saved) return;
       if (usesProvider() && oauthTemplate) {
-        window.location.assign(oauthTemplate.replace("__id__", encodeURIComponent(saved.id)));
+        // Starting an authorization is a CSRF-checked POST (a GET only shows where it would go).
+        const meta = document.querySelector('meta[name="csrf-token"]');
+        const form = el("form", { method: "post", action: oauthTemplate.replace("__id__", encodeURIComponent(saved.id)) });
+        form.appendChild(el("input", { type: "hidden", name: "csrfmiddlewaretoken", value: meta ? meta.content : "" }));
+        document.body.appendChild(form);
+        form.submit();
         return;
       }
       await Hub.api("POST", "/api/integrations/" + encodeURIComponent(saved.id) + "/connect");

@@ -33,8 +33,15 @@ def test_accepted_with_an_operation_to_follow(alice, shared, action):
     assert followed.json() == body
 
 
-def test_the_seeds_get_test_is_kept(alice, shared):
-    assert alice.get(f"/api/integrations/{shared.id}/test").status_code == 202
+def test_a_get_of_test_starts_nothing(alice, shared):
+    """A test reaches the outside system and records an event: a GET (a link, a prefetch) must not start one.
+    (Issue 14, item 6: the seed's GET used to be kept; it is now 405 and the client POSTs.)"""
+    before = IntegrationEvent.objects.count()
+    response = alice.get(f"/api/integrations/{shared.id}/test?wait=1")
+    assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+    assert IntegrationEvent.objects.count() == before
+    shared.refresh_from_db()
+    assert (shared.status, shared.last_checked_at) == ("disconnected", None)
 
 
 def test_connect_marks_connecting_and_records_who_asked(alice, shared):
@@ -145,7 +152,7 @@ def test_test_with_latency_in_one_call_then_connect_metrics_and_delete(people, c
     assert followed.status_code == 200
     assert (followed.json()["state"], followed.json()["result"]["ok"]) == ("succeeded", True)
 
-    tested = client.get("/api/integrations/hr/test?wait=30")  # the seed's "test connection with latency"
+    tested = client.post("/api/integrations/hr/test?wait=30")  # the seed's "test connection with latency"
     assert tested.status_code == 200, tested.content
     assert tested.json()["state"] == "succeeded"
     assert tested.json()["result"]["ok"] is True

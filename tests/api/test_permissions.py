@@ -32,7 +32,7 @@ READS = [
 OPERATIONS = [
     ("post", "/api/integrations/{id}/connect"),
     ("post", "/api/integrations/{id}/disconnect/"),
-    ("get", "/api/integrations/{id}/test"),
+    ("post", "/api/integrations/{id}/test"),
     ("post", "/api/integrations/{id}/test/"),
 ]
 READ_STATUS = {"anonymous": 401, "other": 404, "owner": 200, "member": 200, "staff": 200}

@@ -26,7 +26,7 @@ def test_tokens_never_leave_the_encrypted_column(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything any logger says, Authlib's and httpx's included
     make_integration()
-    start = hub_client.get(reverse("oauth:start", args=["bamboo_oauth"]))
+    start = hub_client.post(reverse("oauth:start", args=["bamboo_oauth"]))
     verifier = next(iter(hub_client.session[SESSION_FLOWS].values()))["verifier"]
     callback = hub_client.get(provider_browser.authorize(start["Location"]).removeprefix("http://testserver"))
     assert callback.status_code == 200

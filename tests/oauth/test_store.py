@@ -100,7 +100,7 @@ def test_invalid_grant_requires_a_reconnect_without_a_retry_storm(
     )
 
     # The dashboard's reconnect is the authorization-code flow again; afterwards tokens flow.
-    redirect = provider_browser.authorize(hub_client.get(reverse("oauth:start", args=[integration.pk]))["Location"])
+    redirect = provider_browser.authorize(hub_client.post(reverse("oauth:start", args=[integration.pk]))["Location"])
     assert hub_client.get(redirect.removeprefix("http://testserver")).status_code == 200
     integration.refresh_from_db()
     assert integration.status == Status.CONNECTED

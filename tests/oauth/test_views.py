@@ -20,7 +20,7 @@ CALLBACK = "/oauth/callback/"
 
 
 def start(client: Client, integration_id: str = "bamboo_oauth") -> str:
-    response = client.get(reverse("oauth:start", args=[integration_id]))
+    response = client.post(reverse("oauth:start", args=[integration_id]))
     assert response.status_code == 302, response.content[:500]
     return response["Location"]
 
@@ -221,6 +221,28 @@ def test_only_the_owner_or_staff_may_authorize(make_integration: Any, django_use
     member.groups.add(team)
     client = Client()
     client.force_login(member)
-    response = client.get(reverse("oauth:start", args=["bamboo_oauth"]))
-    assert response.status_code == 403 and b"owner or staff" in response.content
+    for method in (client.get, client.post):
+        response = method(reverse("oauth:start", args=["bamboo_oauth"]))
+        assert response.status_code == 403 and b"owner or staff" in response.content
     assert client.session.get(SESSION_FLOWS) in (None, {})
+
+
+def test_a_get_of_start_only_shows_where_it_would_go(hub_client: Client, make_integration: Any) -> None:
+    """A link, a prefetch or another site's <img> must not start an authorization (a provider that remembers
+    the user's consent would complete it unseen and replace the token): GET shows a page, POST starts."""
+    make_integration()
+    url = reverse("oauth:start", args=["bamboo_oauth"])
+    page = hub_client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'<form method="post" action="{url}"' in html and "csrfmiddlewaretoken" in html
+    assert hub_client.session.get(SESSION_FLOWS) in (None, {})
+    assert not IntegrationEvent.objects.filter(integration_ref="bamboo_oauth").exists()
+
+    forged = Client(enforce_csrf_checks=True)  # another site's form: the session cookie, no CSRF token
+    forged.cookies = hub_client.cookies
+    assert forged.post(url).status_code == 403
+    assert hub_client.session.get(SESSION_FLOWS) in (None, {})
+
+    assert start(hub_client).startswith("http")  # the button's POST: off to the provider
+    assert len(hub_client.session[SESSION_FLOWS]) == 1
