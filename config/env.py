@@ -6,6 +6,8 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from connectors.policy import TargetRule
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -45,6 +47,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_targets(name: str) -> list[str]:
+    """Comma-separated CIDR networks or host:port targets (HUB_ALLOWED_TARGETS, HUB_BLOCKED_TARGETS)."""
+    entries = env_list(name, [])
+    for entry in entries:
+        try:
+            TargetRule.parse(entry)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return entries
 
 
 # The database servers the hub is tested on; other Django backends are refused rather than half-supported.

@@ -15,7 +15,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.env import env_bool, env_database, env_int, env_list, env_str
+from config.env import env_bool, env_database, env_int, env_list, env_str, env_targets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("HUB_DATA_DIR", str(BASE_DIR / "data")))  # type: ignore[arg-type]
@@ -266,6 +266,15 @@ CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)
 # Retries of a transient failure inside one call (exponential backoff from this many seconds, with jitter).
 CONNECTOR_MAX_RETRIES = env_int("CONNECTOR_MAX_RETRIES", 3, minimum=0)
 CONNECTOR_RETRY_BACKOFF_MS = env_int("CONNECTOR_RETRY_BACKOFF_MS", 1000, minimum=0)
+# Where a connector may point (README, "Security"). Link-local and cloud metadata addresses are always
+# refused; loopback only when allowed (by default with DEBUG); the lists take CIDR networks or host:port.
+HUB_ALLOW_LOOPBACK_TARGETS = env_bool("HUB_ALLOW_LOOPBACK_TARGETS", DEBUG)
+HUB_ALLOWED_TARGETS = env_targets("HUB_ALLOWED_TARGETS")
+HUB_BLOCKED_TARGETS = env_targets("HUB_BLOCKED_TARGETS")
+# SQLite files only inside these folders: none in production until an operator names one.
+SQLITE_ALLOWED_DIRS = env_list("SQLITE_ALLOWED_DIRS", [str(DATA_DIR / "sqlite")] if DEBUG else [])
+# The hub's own files, never opened by a connector (its SQLite database is added where the policy is built).
+HUB_PROTECTED_PATHS = [str(DATA_DIR / name) for name in ("credentials.key", "dev-admin-password", "sandbox-api-key")]
 
 # Celery (config/celery.py): Redis is broker and result backend; operation ids are task ids.
 CELERY_BROKER_URL = REDIS_URL

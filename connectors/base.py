@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import Category, ConnectorError
+from connectors.policy import Target
 from connectors.ratelimit import RateLimitConfig
 from connectors.runtime import Runtime
 
@@ -145,6 +146,11 @@ class Connector(ABC, Generic[ConfigT]):
         if not value:
             raise ConnectorError(f"credential {name!r} is not set", category=Category.CONFIG)
         return value
+
+    @classmethod
+    def targets(cls, config: Any) -> list[Target]:
+        """Where ``config`` points (hosts, URLs, files), for the target policy to check at validation."""
+        return []
 
     # Subclass hooks.
     @abstractmethod

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from connectors.base import BaseConfig, Connector
 from connectors.errors import ConfigError
+from connectors.policy import TargetPolicy
 from connectors.runtime import Runtime
 
 # kind -> (label, dotted path). The label sits here too so that choices need no import.
@@ -57,6 +58,13 @@ def validate_config(kind: str, config: Mapping[str, Any] | None) -> BaseConfig:
         raise ConfigError(
             "invalid config: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()), errors
         ) from None
+
+
+def check_targets(kind: str, config: BaseConfig, policy: TargetPolicy) -> None:
+    """Refuse a config that points where ``policy`` forbids (hosts, URLs, files): field errors as above."""
+    errors = policy.field_errors(get(kind).targets(config))
+    if errors:
+        raise ConfigError("refused: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()), errors)
 
 
 # Credentials the hub writes itself (never typed by an operator), valid on every kind.

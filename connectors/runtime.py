@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from connectors.errors import Category, ConnectorError
+from connectors.policy import TargetPolicy
 from connectors.retry import RetryPolicy, retry_after_failure
 
 T = TypeVar("T")
@@ -70,6 +71,8 @@ class Runtime:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     token_provider: TokenProvider | None = None
     sleep: Callable[[float], None] = time.sleep
+    # Where connections may go; the default refuses loopback and every SQLite file.
+    policy: TargetPolicy = field(default_factory=TargetPolicy)
 
     def call(self, operation: str, fn: Callable[[], T], *, retry: bool = True) -> T:
         """Run ``fn`` under the circuit breaker, the shared rate limit, retry and metrics.

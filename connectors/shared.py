@@ -14,6 +14,7 @@ import redis
 
 from connectors.circuit import MemoryCircuitBreaker, RedisCircuitBreaker
 from connectors.metrics import MemoryMetrics, RedisMetrics
+from connectors.policy import TargetPolicy
 from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RateLimitConfig, RedisRateLimiter
 from connectors.retry import RetryPolicy
 from connectors.runtime import Runtime, TokenProvider
@@ -100,6 +101,7 @@ def make_runtime(
     circuit_cooldown: float = 30.0,
     token_provider: TokenProvider | None = None,
     prefix: str = "hub",
+    policy: TargetPolicy | None = None,
 ) -> Runtime:
     return Runtime(
         key=key,
@@ -108,6 +110,7 @@ def make_runtime(
         metrics=metrics_for(redis_url, prefix=prefix),
         retry=retry or RetryPolicy(),
         token_provider=token_provider,
+        policy=policy or TargetPolicy(),
     )
 
 

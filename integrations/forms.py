@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from connectors import registry
 from connectors.errors import ConfigError
-from integrations import rules
+from integrations import rules, services
 from integrations.models import Integration
 
 CREDENTIAL_PREFIX = "credential__"
@@ -171,7 +171,7 @@ class IntegrationAdminForm(forms.ModelForm):
                 self.add_error(CREDENTIAL_PREFIX + name, "Enter a new value or tick clear, not both.")
         if "config" in cleaned and "config" not in self.errors:
             try:
-                registry.validate_config(kind, cleaned["config"])
+                services.validate_config(kind, cleaned["config"])  # the target policy too
             except ConfigError as exc:
                 for field, messages in exc.errors.items():
                     for message in messages:

@@ -43,6 +43,7 @@ from connectors.errors import Category, ConfigError, ConnectorError
 from integrations import services
 from integrations.api.permissions import can_manage
 from integrations.models import AuthType, EventType, Integration, Status
+from integrations.target_policy import target_policy
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def token_provider_for(integration: Integration) -> OAuth2TokenProvider:
         store,
         on_event=store.record,
         cooldown_seconds=getattr(settings, "OAUTH2_REFRESH_COOLDOWN_SECONDS", 300.0),
+        policy=target_policy(),
     )
 
 
@@ -357,7 +359,7 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
     nonce = secrets.token_urlsafe(24)
     state = signing.dumps({"n": nonce, "u": request.user.pk}, salt=STATE_SALT, compress=True)
     try:
-        auth = authorization_request(config, redirect_uri=redirect_uri, state=state)
+        auth = authorization_request(config, redirect_uri=redirect_uri, state=state, policy=target_policy())
     except ConnectorError as exc:
         return _result(
             request,
@@ -502,6 +504,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             code=code,
             code_verifier=flow["verifier"],
             redirect_uri=flow["redirect_uri"],
+            policy=target_policy(),
         )
     except OAuth2Error as exc:
         log.warning("OAuth2 code exchange for %s refused: %s", integration.pk, exc.error)

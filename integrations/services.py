@@ -23,10 +23,11 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from connectors import registry
-from connectors.base import Connector
+from connectors.base import BaseConfig, Connector
 from connectors.errors import Category, ConfigError, ConnectorError
 from integrations import observability, rules
 from integrations.models import EventType, Integration, IntegrationEvent, Status
+from integrations.target_policy import target_policy
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def _build_connector(integration: Integration) -> Connector[Any]:
 
         token_provider = token_provider_for(integration)
     runtime = observability.make_runtime(integration.id, typed, token_provider)
+    runtime.policy = target_policy()  # where it may connect: checked again at every connect
     credentials = {k: v for k, v in (integration.credentials or {}).items() if isinstance(v, str)}
     return registry.build(integration.kind, typed, credentials, runtime, auth_type=integration.auth_type)
 
@@ -245,8 +247,15 @@ def _actor_name(actor: Any) -> str:
     return getattr(actor, "get_username", lambda: str(actor))()
 
 
+def validate_config(kind: str, config: Mapping[str, Any] | None) -> BaseConfig:
+    """The registry's validation, then the target policy (hosts, URLs, files): field errors by config key."""
+    typed = registry.validate_config(kind, config)
+    registry.check_targets(kind, typed, target_policy())
+    return typed
+
+
 def _validate(kind: str, auth_type: str, config: Mapping[str, Any] | None, credentials: Mapping[str, Any]) -> None:
-    registry.validate_config(kind, config)
+    validate_config(kind, config)
     registry.validate_credentials(kind, auth_type, {k: v for k, v in credentials.items() if v is not None})
 
 

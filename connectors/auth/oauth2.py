@@ -25,6 +25,8 @@ from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import Category, ConnectorError
+from connectors.http.transport import checked_transport
+from connectors.policy import Target, TargetPolicy, url_endpoint
 
 try:  # Authlib's httpx client is built on httpx2 when installed, else on httpx: catch both.
     import httpx2 as _httpx2
@@ -32,9 +34,13 @@ try:  # Authlib's httpx client is built on httpx2 when installed, else on httpx:
     _HTTP_ERRORS: tuple[type[Exception], ...] = (_httpx2.HTTPError,)
     _TIMEOUTS: tuple[type[Exception], ...] = (_httpx2.TimeoutException,)
     _STATUS_ERRORS: tuple[type[Exception], ...] = (_httpx2.HTTPStatusError,)
+    _TRANSPORT: type[Any] = _httpx2.HTTPTransport
 except ImportError:  # pragma: no cover - depends on the environment
     _HTTP_ERRORS, _TIMEOUTS, _STATUS_ERRORS = (), (), ()
+    _TRANSPORT = None  # type: ignore[assignment]
 import httpx
+
+_TRANSPORT = _TRANSPORT or httpx.HTTPTransport
 
 _HTTP_ERRORS += (httpx.HTTPError,)
 _TIMEOUTS += (httpx.TimeoutException,)
@@ -66,6 +72,16 @@ class OAuth2Config(BaseModel):
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
     # The callback URL registered with the provider; when unset the hub derives it from the request.
     redirect_uri: str | None = Field(None, description="Redirect URI registered with the provider.")
+
+
+def oauth2_targets(config: OAuth2Config | None, prefix: str = "oauth2") -> list[Target]:
+    """The token and authorize URLs, for the target policy (https only; http only to loopback)."""
+    if config is None:
+        return []
+    targets = [Target(f"{prefix}.token_url", "oauth_url", config.token_url)]
+    if config.authorize_url:
+        targets.append(Target(f"{prefix}.authorize_url", "oauth_url", config.authorize_url))
+    return targets
 
 
 # Known providers: the endpoint URLs an operator would otherwise have to look up. A preset fills in
@@ -149,9 +165,11 @@ def _client(
     config: OAuth2Config,
     client_secret: str | None,
     *,
+    policy: TargetPolicy | None,
     redirect_uri: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> OAuth2Client:
+    """Authlib's client over a transport that connects only where ``policy`` (default: the strict one) allows."""
     return OAuth2Client(
         client_id=config.client_id,
         client_secret=client_secret or None,
@@ -160,18 +178,23 @@ def _client(
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
         timeout=timeout,
+        transport=checked_transport(policy or TargetPolicy(), _TRANSPORT, verify=True),
+        trust_env=False,  # an environment proxy would connect where the policy cannot look
     )
 
 
-def authorization_request(config: OAuth2Config, *, redirect_uri: str, state: str) -> AuthorizationRequest:
+def authorization_request(
+    config: OAuth2Config, *, redirect_uri: str, state: str, policy: TargetPolicy | None = None
+) -> AuthorizationRequest:
     """The URL to send the user's browser to, with ``state`` and a fresh PKCE S256 challenge.
 
     The caller keeps ``code_verifier`` server-side (never in the browser) until the callback.
     """
     if not config.authorize_url:
         raise ConnectorError("this OAuth2 configuration has no authorize_url", category=Category.CONFIG)
+    (policy or TargetPolicy()).check_url(config.authorize_url, what="authorize_url", https_only=True)
     verifier = generate_token(64)  # RFC 7636: 43-128 unreserved characters
-    with _client(config, None, redirect_uri=redirect_uri) as client:
+    with _client(config, None, redirect_uri=redirect_uri, policy=policy) as client:
         url, _ = client.create_authorization_url(config.authorize_url, state=state, code_verifier=verifier)
     return AuthorizationRequest(url=url, state=state, code_verifier=verifier)
 
@@ -193,12 +216,18 @@ def _token_call(
     config: OAuth2Config,
     client_secret: str | None,
     *,
+    policy: TargetPolicy | None,
     redirect_uri: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> Any:
-    """Run one token-endpoint request, turning every failure into a ConnectorError without secrets."""
+    """Run one token-endpoint request, turning every failure into a ConnectorError without secrets.
+
+    The client secret goes in this request: https only (http only to loopback), and the connection
+    itself goes only to an address the policy vets.
+    """
+    url_endpoint(config.token_url, what="token_url", https_only=True)
     try:
-        with _client(config, client_secret, redirect_uri=redirect_uri, timeout=timeout) as client:
+        with _client(config, client_secret, redirect_uri=redirect_uri, timeout=timeout, policy=policy) as client:
             return fn(client)
     except OAuthError as exc:
         raise OAuth2Error(str(exc.error or "error"), exc.description) from None
@@ -230,6 +259,7 @@ def exchange_code(
     code_verifier: str,
     redirect_uri: str,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    policy: TargetPolicy | None = None,
 ) -> dict[str, Any]:
     raw = _token_call(
         lambda c: c.fetch_token(
@@ -239,27 +269,42 @@ def exchange_code(
         client_secret,
         redirect_uri=redirect_uri,
         timeout=timeout,
+        policy=policy,
     )
     return normalize_token(raw)
 
 
 def fetch_client_credentials(
-    config: OAuth2Config, client_secret: str | None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    config: OAuth2Config,
+    client_secret: str | None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    policy: TargetPolicy | None = None,
 ) -> dict[str, Any]:
     raw = _token_call(
         lambda c: c.fetch_token(config.token_url, grant_type="client_credentials"),
         config,
         client_secret,
         timeout=timeout,
+        policy=policy,
     )
     return normalize_token(raw)
 
 
 def refresh_token(
-    config: OAuth2Config, client_secret: str | None, refresh: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    config: OAuth2Config,
+    client_secret: str | None,
+    refresh: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    policy: TargetPolicy | None = None,
 ) -> dict[str, Any]:
     raw = _token_call(
-        lambda c: c.refresh_token(config.token_url, refresh_token=refresh), config, client_secret, timeout=timeout
+        lambda c: c.refresh_token(config.token_url, refresh_token=refresh),
+        config,
+        client_secret,
+        timeout=timeout,
+        policy=policy,
     )
     return normalize_token(raw, previous_refresh_token=refresh)
 
@@ -308,6 +353,7 @@ class OAuth2TokenProvider:
         transient_cooldown_seconds: float = TRANSIENT_COOLDOWN_SECONDS,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
+        policy: TargetPolicy | None = None,
     ) -> None:
         self.config = config
         self._client_secret = client_secret
@@ -317,6 +363,7 @@ class OAuth2TokenProvider:
         self.transient_cooldown_seconds = transient_cooldown_seconds
         self.timeout = timeout
         self.clock = clock
+        self.policy = policy
         self._cached: dict[str, Any] | None = None
         self._rejected: str | None = None  # the access token a 401 was answered for
         self._thread_lock = threading.Lock()
@@ -404,13 +451,16 @@ class OAuth2TokenProvider:
         started = time.perf_counter()
         try:
             if grant == "client_credentials":
-                new = fetch_client_credentials(self.config, self._client_secret, timeout=self.timeout)
+                new = fetch_client_credentials(
+                    self.config, self._client_secret, timeout=self.timeout, policy=self.policy
+                )
             else:
                 new = refresh_token(
                     self.config,
                     self._client_secret,
                     token["refresh_token"],  # type: ignore[index]
                     timeout=self.timeout,
+                    policy=self.policy,
                 )
         except ConnectorError as exc:
             error = exc.error if isinstance(exc, OAuth2Error) else exc.category.value

@@ -12,8 +12,7 @@ that setting to the client (it is a GUC_REPORT parameter), so the pool never han
 whose reported default is not ``on``: it is closed and replaced. A statement that is a plain ``SET``
 is followed by ``RESET ALL`` (back to the startup values, statement_timeout included); the
 ``set_config`` function can still raise statement_timeout for the rest of a session, which is why
-query_database refuses it. A read-only ``transaction()`` starts with ``BEGIN READ ONLY`` plus a
-snapshot, after which ``SET TRANSACTION READ WRITE`` is refused by the server.
+query_database refuses it.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from psycopg import pq
 
 from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
 from connectors.errors import Category, ConnectorError
+from connectors.policy import Target
 
 _READ_ONLY_DEFAULT = b"default_transaction_read_only"
 
@@ -113,12 +113,21 @@ class PostgreSQLConnector(DatabaseConnector):
             weakref.WeakKeyDictionary()
         )
 
+    @classmethod
+    def targets(cls, config: Any) -> list[Target]:
+        return [Target("host", "host", config.host, config.port or cls.default_port)]
+
     def _connect_kwargs(self) -> dict[str, Any]:
         config: DatabaseConfig = self.config
         timeout_ms = int(config.statement_timeout_seconds * 1000)
+        port = config.port or self.default_port
+        # Resolved and checked here, once per pool: libpq connects to the vetted hostaddr (no second
+        # lookup) and still verifies the server certificate against the host name.
+        addresses = self.runtime.policy.resolve(config.host, port)
         kwargs: dict[str, Any] = {
-            "host": config.host,
-            "port": config.port or self.default_port,
+            "host": ",".join([config.host] * len(addresses)),
+            "hostaddr": ",".join(addresses),
+            "port": port,
             "dbname": config.database,
             "connect_timeout": max(1, math.ceil(config.connect_timeout)),
             "sslmode": config.sslmode,
@@ -224,19 +233,6 @@ class PostgreSQLConnector(DatabaseConnector):
                 columns = [column.name for column in cursor.description]
                 rows = [dict(zip(columns, row, strict=False)) for row in cursor.fetchall()]
             return cursor.rowcount, rows
-
-    def _begin(self, connection: Any) -> None:
-        if not self.config.read_only:
-            connection.execute("BEGIN")
-            return
-        # The snapshot taken by a first query makes the server refuse SET TRANSACTION READ WRITE.
-        with connection.pipeline():
-            connection.execute("BEGIN READ ONLY")
-            connection.execute("SELECT 1")
-
-    def _end(self, connection: Any, *, commit: bool) -> None:
-        if connection.info.transaction_status != pq.TransactionStatus.IDLE:
-            connection.execute("COMMIT" if commit else "ROLLBACK")
 
     # ---------------------------------------------------------------- errors
     def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:

@@ -18,6 +18,7 @@ from connectors.db.base import DatabaseConnector, DatabaseOptions, QueryResult
 from connectors.db.params import Dialect
 from connectors.db.queuepool import QueuePoolMixin
 from connectors.errors import Category, ConnectorError
+from connectors.policy import Target
 
 
 class SQLiteConfig(DatabaseOptions):
@@ -63,9 +64,15 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
         "FROM pragma_table_info(:table) ORDER BY cid"
     )
 
+    @classmethod
+    def targets(cls, config: Any) -> list[Target]:
+        return [Target("path", "sqlite", config.path)]
+
     def _new_connection(self) -> sqlite3.Connection:
         mode = "ro" if self.config.read_only else "rw"
-        uri = Path(self.config.path).expanduser().absolute().as_uri() + f"?mode={mode}"
+        # Every new connection resolves the path again (symlinks included) and opens what was checked.
+        real = self.runtime.policy.check_sqlite_path(self.config.path)
+        uri = Path(real).as_uri() + f"?mode={mode}"
         connection = sqlite3.connect(
             uri,
             uri=True,
@@ -124,14 +131,6 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
 
         outcome: tuple[int, list[dict[str, Any]]] = self._with_deadline(connection, run)
         return outcome
-
-    def _begin(self, connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front: two writers cannot deadlock upgrading later.
-        connection.execute("BEGIN" if self.config.read_only else "BEGIN IMMEDIATE")
-
-    def _end(self, connection: Any, *, commit: bool) -> None:
-        if connection.in_transaction:
-            connection.execute("COMMIT" if commit else "ROLLBACK")
 
     def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:
         return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower()

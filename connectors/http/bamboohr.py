@@ -22,11 +22,12 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from connectors.auth.oauth2 import OAuth2Config
+from connectors.auth.oauth2 import OAuth2Config, oauth2_targets
 from connectors.base import BaseConfig, CredentialField
 from connectors.errors import Category, ConnectorError
 from connectors.hris import Employee, ReportFile, TimeOffRequest, id_str, parse_amount, parse_date
 from connectors.http.base import HttpConnector, check_base_url
+from connectors.policy import Target
 
 # Asked for when the caller names no fields: what the unified Employee is built from.
 DEFAULT_EMPLOYEE_FIELDS: tuple[str, ...] = (
@@ -285,6 +286,10 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
     # The help centre's spelling really has three s; newer clients read two; the spec names a third.
     error_message_headers = ("X-BambooHR-Error-Messsage", "X-BambooHR-Error-Message", "X-BambooHR-Message")
+
+    @classmethod
+    def targets(cls, config: Any) -> list[Target]:
+        return [Target("base_url", "url", config.base_url), *oauth2_targets(config.oauth2)]
 
     # --- HttpConnector hooks -----------------------------------------------------------------
     def _base_url(self) -> str:

@@ -20,6 +20,7 @@ import httpx
 
 from connectors.base import ConfigT, Connector
 from connectors.errors import Category, ConnectorError
+from connectors.http.transport import checked_transport
 from connectors.redact import mask_secrets
 
 # Status -> category for answers that no retry can fix. 429/503/5xx are handled apart (transient).
@@ -149,16 +150,16 @@ class HttpConnector(Connector[ConfigT]):
             raise ConnectorError(
                 f"{self.label}: OAuth2 is not authorized yet (no token provider)", category=Category.CONFIG
             )
-        host = urlsplit(base_url).hostname or ""
         self._client = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(self._timeout_seconds()),
-            verify=True,
+            # Every connection is vetted by the runtime's target policy; no proxy from the environment,
+            # which would connect to addresses the policy never sees.
+            transport=checked_transport(self.runtime.policy, verify=True),
             follow_redirects=False,  # a redirect could carry the Authorization header elsewhere
             headers=dict(self.default_headers),
             auth=self._static_auth(),
-            # A proxy from the environment must not see loopback (sandbox) traffic.
-            trust_env=not is_loopback_host(host),
+            trust_env=False,
         )
 
     def _close(self) -> None:

@@ -359,7 +359,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
         errors: dict[str, Any] = {}
         try:
-            registry.validate_config(kind, config)
+            services.validate_config(kind, config)  # the target policy too: where it may point
         except ConfigError as exc:
             errors["config"] = exc.errors or {"non_field_errors": [exc.message]}
         try:

@@ -19,6 +19,7 @@ from connectors.ratelimit import MemoryBucketStore, MemoryRateLimiter, RateLimit
 from connectors.retry import RetryPolicy
 from connectors.runtime import RateLimiter, Runtime
 from sandbox.bamboohr import BambooHRSandbox
+from tests.connectors.policies import LOOPBACK
 
 Make = Callable[..., BambooHRConnector]
 # Fast enough not to be the bottleneck once the throttle lifts.
@@ -26,7 +27,9 @@ RATE = RateLimitConfig(requests=50, per_seconds=1, max_wait_seconds=10)
 
 
 def _runtime(key: str, limiter: RateLimiter | None = None) -> Runtime:
-    return Runtime(key=key, limiter=limiter, retry=RetryPolicy(max_retries=3, initial_backoff=0.05, jitter=0))
+    return Runtime(
+        key=key, limiter=limiter, retry=RetryPolicy(max_retries=3, initial_backoff=0.05, jitter=0), policy=LOOPBACK
+    )
 
 
 def test_waits_for_retry_after_then_succeeds(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:

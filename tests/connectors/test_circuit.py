@@ -14,6 +14,7 @@ from connectors.circuit import MemoryCircuitBreaker, RedisCircuitBreaker
 from connectors.errors import Category, ConnectorError
 from connectors.retry import RetryPolicy
 from connectors.runtime import Runtime
+from tests.connectors.policies import LOOPBACK
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -39,7 +40,7 @@ class Remote:
 
 
 def _runtime(breaker) -> Runtime:
-    return Runtime(key="db", circuit=breaker, retry=RetryPolicy(max_retries=0))
+    return Runtime(key="db", circuit=breaker, retry=RetryPolicy(max_retries=0), policy=LOOPBACK)
 
 
 def _fail(runtime: Runtime, remote: Remote) -> ConnectorError:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from connectors import build
+from connectors import Runtime, build
 from connectors.errors import Category, ConnectorError
 from tests.connectors.db_contract import DatabaseContract, EngineSpec
+from tests.connectors.policies import local
 
 
 class SQLiteSpec(EngineSpec):
@@ -52,7 +53,8 @@ def test_a_locked_database_is_a_timeout_after_the_busy_wait(tmp_path: Any) -> No
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     holder.execute("BEGIN EXCLUSIVE")  # another writer holds the file
-    db = build("sqlite", {"path": str(path), "read_only": False, "connect_timeout": 0.3})
+    runtime = Runtime(key="locked", policy=local(tmp_path))
+    db = build("sqlite", {"path": str(path), "read_only": False, "connect_timeout": 0.3}, runtime=runtime)
     try:
         started = time.monotonic()
         with pytest.raises(ConnectorError) as info:

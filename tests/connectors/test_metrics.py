@@ -13,6 +13,7 @@ from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics, RedisMetrics
 from connectors.retry import RetryPolicy
 from connectors.runtime import Runtime
+from tests.connectors.policies import LOOPBACK
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -65,7 +66,7 @@ def test_reset_forgets_an_integration(sink) -> None:
 
 
 def test_runtime_records_successes_and_typed_failures(sink) -> None:
-    runtime = Runtime(key="db", metrics=sink, retry=RetryPolicy(max_retries=0))
+    runtime = Runtime(key="db", metrics=sink, retry=RetryPolicy(max_retries=0), policy=LOOPBACK)
     runtime.call("op", lambda: 1)
 
     def refused() -> None:

@@ -15,6 +15,7 @@ from connectors.metrics import MemoryMetrics
 from connectors.redact import mask_secrets
 from connectors.retry import RetryPolicy
 from connectors.runtime import Runtime
+from tests.connectors.policies import LOOPBACK
 
 
 def test_a_one_letter_password_does_not_mask_letters_inside_words() -> None:
@@ -59,6 +60,7 @@ def _postgres(credentials: dict[str, str], **overrides: Any) -> Any:
         key=f"redact-{uuid.uuid4().hex[:8]}",
         metrics=MemoryMetrics(),
         retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.05),
+        policy=LOOPBACK,
     )
     return build("postgresql", config, credentials, runtime, auth_type="basic")
 

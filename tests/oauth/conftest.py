@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from connectors.auth.oauth2 import OAuth2Config, authorization_request, exchange_code
+from tests.connectors.policies import LOOPBACK
 from tests.oauth.authserver import clients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,7 +193,9 @@ def query(url: str) -> dict[str, str]:
 
 def authorized_token(authserver: AuthServer, browser: ProviderBrowser, state: str = "t") -> dict[str, Any]:
     """A real token set from the authorization server: the code flow with PKCE, driven by ``browser``."""
-    request = authorization_request(authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state=state)
+    request = authorization_request(
+        authserver.code_config(), redirect_uri=clients.HUB_REDIRECT_URI, state=state, policy=LOOPBACK
+    )
     code = query(browser.authorize(request.url))["code"]
     return exchange_code(
         authserver.code_config(),
@@ -200,6 +203,7 @@ def authorized_token(authserver: AuthServer, browser: ProviderBrowser, state: st
         code=code,
         code_verifier=request.code_verifier,
         redirect_uri=clients.HUB_REDIRECT_URI,
+        policy=LOOPBACK,
     )
 
 

@@ -21,6 +21,7 @@ from connectors.auth.oauth2 import (
     refresh_token,
 )
 from connectors.errors import ConnectorError
+from tests.connectors.policies import LOOPBACK
 from tests.oauth.authserver import clients
 from tests.oauth.conftest import AuthServer, MemoryStore, ProviderBrowser, query
 
@@ -30,14 +31,14 @@ SECRET = clients.CODE_CLIENT_SECRET
 
 def authorize(authserver: AuthServer, browser: ProviderBrowser, state: str = "s-1") -> tuple[str, str]:
     """Run the browser part of the code flow; return (code, verifier)."""
-    request = authorization_request(authserver.code_config(), redirect_uri=REDIRECT, state=state)
+    request = authorization_request(authserver.code_config(), redirect_uri=REDIRECT, state=state, policy=LOOPBACK)
     answer = query(browser.authorize(request.url))
     assert answer["state"] == state
     return answer["code"], request.code_verifier
 
 
 def test_authorization_url_carries_state_and_an_s256_challenge(authserver: AuthServer) -> None:
-    request = authorization_request(authserver.code_config(), redirect_uri=REDIRECT, state="abc")
+    request = authorization_request(authserver.code_config(), redirect_uri=REDIRECT, state="abc", policy=LOOPBACK)
     params = query(request.url)
     assert params["state"] == "abc" and params["response_type"] == "code"
     assert params["code_challenge_method"] == "S256"
@@ -49,7 +50,9 @@ def test_authorization_url_carries_state_and_an_s256_challenge(authserver: AuthS
 
 def test_authorization_code_flow_with_pkce(authserver: AuthServer, provider_browser: ProviderBrowser) -> None:
     code, verifier = authorize(authserver, provider_browser)
-    token = exchange_code(authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT)
+    token = exchange_code(
+        authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT, policy=LOOPBACK
+    )
     assert token["access_token"] and token["refresh_token"] and token["token_type"] == "Bearer"
     assert token["expires_at"] > time.time() + 3000
     assert set(token["scope"].split()) == {"read", "write"}
@@ -76,7 +79,14 @@ def test_wrong_pkce_verifier_is_refused_by_the_server(
 ) -> None:
     code, verifier = authorize(authserver, provider_browser)
     with pytest.raises(OAuth2Error) as refused:
-        exchange_code(authserver.code_config(), SECRET, code=code, code_verifier=verifier[::-1], redirect_uri=REDIRECT)
+        exchange_code(
+            authserver.code_config(),
+            SECRET,
+            code=code,
+            code_verifier=verifier[::-1],
+            redirect_uri=REDIRECT,
+            policy=LOOPBACK,
+        )
     assert refused.value.error == "invalid_grant"
     assert refused.value.permanent and refused.value.category == "auth"
     assert authserver.stats().get("authorization_code:400") == 1
@@ -84,7 +94,7 @@ def test_wrong_pkce_verifier_is_refused_by_the_server(
 
 
 def test_client_credentials(authserver: AuthServer) -> None:
-    token = fetch_client_credentials(authserver.cc_config(), clients.CC_CLIENT_SECRET)
+    token = fetch_client_credentials(authserver.cc_config(), clients.CC_CLIENT_SECRET, policy=LOOPBACK)
     assert token["access_token"] and not token["refresh_token"]
     me = authserver.resource(token["access_token"])
     assert me.status_code == 200 and me.json() == {"user": None, "client_id": clients.CC_CLIENT_ID, "scope": "read"}
@@ -92,7 +102,7 @@ def test_client_credentials(authserver: AuthServer) -> None:
 
 def test_client_credentials_with_a_wrong_secret(authserver: AuthServer) -> None:
     with pytest.raises(OAuth2Error) as refused:
-        fetch_client_credentials(authserver.cc_config(), "not-the-secret")
+        fetch_client_credentials(authserver.cc_config(), "not-the-secret", policy=LOOPBACK)
     assert refused.value.error == "invalid_client" and refused.value.permanent
     assert "not-the-secret" not in str(refused.value)
 
@@ -101,15 +111,17 @@ def test_refresh_rotates_the_refresh_token_and_the_old_one_dies(
     authserver: AuthServer, provider_browser: ProviderBrowser
 ) -> None:
     code, verifier = authorize(authserver, provider_browser)
-    first = exchange_code(authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT)
-    second = refresh_token(authserver.code_config(), SECRET, first["refresh_token"])
+    first = exchange_code(
+        authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT, policy=LOOPBACK
+    )
+    second = refresh_token(authserver.code_config(), SECRET, first["refresh_token"], policy=LOOPBACK)
     assert second["access_token"] != first["access_token"]
     assert second["refresh_token"] != first["refresh_token"]  # rotated
     assert authserver.resource(second["access_token"]).status_code == 200
     assert authserver.resource(first["access_token"]).status_code in (401, 403)  # the old access token was revoked
     # What the loser of a refresh race would do: use the rotated-away refresh token.
     with pytest.raises(OAuth2Error) as refused:
-        refresh_token(authserver.code_config(), SECRET, first["refresh_token"])
+        refresh_token(authserver.code_config(), SECRET, first["refresh_token"], policy=LOOPBACK)
     assert refused.value.error == "invalid_grant"
     assert authserver.stats().get("refresh_token") == 2
 
@@ -119,7 +131,7 @@ def test_unreachable_token_endpoint_is_a_transient_network_error() -> None:
 
     config = OAuth2Config(client_id="x", token_url="http://127.0.0.1:9/token", grant_type="client_credentials")
     with pytest.raises(ConnectorError) as failed:
-        fetch_client_credentials(config, "secret", timeout=2)
+        fetch_client_credentials(config, "secret", timeout=2, policy=LOOPBACK)
     assert failed.value.category == "network" and not failed.value.permanent
 
 
@@ -138,7 +150,9 @@ def test_bamboohr_preset() -> None:
 
 def _code_token(authserver: AuthServer, browser: ProviderBrowser) -> dict[str, Any]:
     code, verifier = authorize(authserver, browser)
-    return exchange_code(authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT)
+    return exchange_code(
+        authserver.code_config(), SECRET, code=code, code_verifier=verifier, redirect_uri=REDIRECT, policy=LOOPBACK
+    )
 
 
 def test_provider_refreshes_only_inside_the_margin(authserver: AuthServer, provider_browser: ProviderBrowser) -> None:
@@ -146,7 +160,7 @@ def test_provider_refreshes_only_inside_the_margin(authserver: AuthServer, provi
     store = MemoryStore(token | {"expires_at": int(time.time()) + 400})
     events: list[TokenEvent] = []
     provider = OAuth2TokenProvider(
-        authserver.code_config(refresh_margin_seconds=300), SECRET, store, on_event=events.append
+        authserver.code_config(refresh_margin_seconds=300), SECRET, store, on_event=events.append, policy=LOOPBACK
     )
     assert provider.get_token() == token["access_token"]
     assert authserver.stats().get("refresh_token", 0) == 0
@@ -164,7 +178,7 @@ def test_provider_refreshes_only_inside_the_margin(authserver: AuthServer, provi
 def test_provider_refreshes_once_after_a_401(authserver: AuthServer, provider_browser: ProviderBrowser) -> None:
     token = _code_token(authserver, provider_browser)
     store = MemoryStore(token)
-    provider = OAuth2TokenProvider(authserver.code_config(), SECRET, store)
+    provider = OAuth2TokenProvider(authserver.code_config(), SECRET, store, policy=LOOPBACK)
     assert provider.get_token() == token["access_token"]
     authserver.expire(token["access_token"])  # the provider now answers 401 for it
     assert authserver.resource(token["access_token"]).status_code == 401
@@ -183,7 +197,7 @@ def test_invalid_grant_cools_down_instead_of_retrying(
     store = MemoryStore(token | {"expires_at": int(time.time()) - 10})
     events: list[TokenEvent] = []
     provider = OAuth2TokenProvider(
-        authserver.code_config(), SECRET, store, on_event=events.append, cooldown_seconds=300
+        authserver.code_config(), SECRET, store, on_event=events.append, cooldown_seconds=300, policy=LOOPBACK
     )
     with pytest.raises(ConnectorError) as first:
         provider.get_token()
@@ -201,7 +215,11 @@ def test_client_credentials_provider_fetches_and_fetches_again_before_expiry(aut
     store = MemoryStore()
     events: list[TokenEvent] = []
     provider = OAuth2TokenProvider(
-        authserver.cc_config(refresh_margin_seconds=60), clients.CC_CLIENT_SECRET, store, on_event=events.append
+        authserver.cc_config(refresh_margin_seconds=60),
+        clients.CC_CLIENT_SECRET,
+        store,
+        on_event=events.append,
+        policy=LOOPBACK,
     )
     first = provider.get_token()
     assert authserver.resource(first).status_code == 200 and provider.get_token() == first

@@ -40,7 +40,7 @@ async def open_socket(user=None) -> WebsocketCommunicator:
 
 
 @pytest.fixture
-def people(transactional_db, django_user_model, clean_redis):
+def people(transactional_db, django_user_model, clean_redis, tmp_path):
     team = Group.objects.create(name="people-team")
     owner = django_user_model.objects.create_user("owner")
     teammate = django_user_model.objects.create_user("teammate")
@@ -48,11 +48,21 @@ def people(transactional_db, django_user_model, clean_redis):
     outsider = django_user_model.objects.create_user("outsider")
     staff = django_user_model.objects.create_user("staff", is_staff=True)
     shared = services.create_integration(
-        actor="t", id="shared_db", name="Shared", kind="sqlite", config={"path": "/tmp/none.sqlite3"}, owner=owner
+        actor="t",
+        id="shared_db",
+        name="Shared",
+        kind="sqlite",
+        config={"path": str(tmp_path / "none.sqlite3")},
+        owner=owner,
     )
     shared.shared_with_groups.add(team)
     services.create_integration(
-        actor="t", id="private_db", name="Private", kind="sqlite", config={"path": "/tmp/none.sqlite3"}, owner=owner
+        actor="t",
+        id="private_db",
+        name="Private",
+        kind="sqlite",
+        config={"path": str(tmp_path / "none.sqlite3")},
+        owner=owner,
     )
     return {"owner": owner, "teammate": teammate, "outsider": outsider, "staff": staff}
 

@@ -16,6 +16,7 @@ from connectors.http.bamboohr import BambooHRConfig, BambooHRConnector
 from connectors.retry import RetryPolicy
 from connectors.runtime import Runtime
 from sandbox.bamboohr import BambooHRSandbox
+from tests.connectors.policies import LOOPBACK
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 hex characters, like BambooHR's keys
 
@@ -23,7 +24,7 @@ API_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 hex characters, like 
 def fast_runtime(key: str | None = None, **retry: Any) -> Runtime:
     """Short, jitter-free backoff so that retry tests take milliseconds."""
     policy = RetryPolicy(**{"initial_backoff": 0.01, "max_backoff": 0.05, "jitter": 0.0, "max_retries": 2, **retry})
-    return Runtime(key=key or f"test-bamboohr-{uuid.uuid4().hex[:8]}", retry=policy)
+    return Runtime(key=key or f"test-bamboohr-{uuid.uuid4().hex[:8]}", retry=policy, policy=LOOPBACK)
 
 
 @pytest.fixture(scope="module")

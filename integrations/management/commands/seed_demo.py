@@ -124,7 +124,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--hr-db",
-            default=str(Path(settings.DATA_DIR) / "demo_hr.sqlite3"),
+            default=str(Path(settings.DATA_DIR) / "sqlite" / "demo_hr.sqlite3"),  # in the dev SQLITE_ALLOWED_DIRS
             help="Where to write the sample SQLite HR database.",
         )
         parser.add_argument("--no-connect", action="store_true", help="Create only; do not enqueue connects.")
