@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from sandbox.bamboohr.app import DEFAULT_ERROR_HEADERS, BearerCheck, Exchange, Logged, Request, SandboxApp
+from sandbox.bamboohr.app import DEFAULT_ERROR_HEADERS, BearerCheck, SandboxApp
 from sandbox.bamboohr.data import Company, seed_company
+from sandbox.bamboohr.wire import Exchange, Logged, Request, Response
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -35,8 +36,6 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = self.app.handle(Request(self.command, path, query, headers, body))
         except Exception:  # a sandbox bug must still answer like a server would, not hang the client
-            from sandbox.bamboohr.app import Response
-
             response = Response(
                 500, [("Content-Type", "text/html")], b"<html><body>Internal Server Error</body></html>"
             )
@@ -68,7 +67,7 @@ class BambooHRSandbox:
     ...     sandbox.url   # http://127.0.0.1:PORT/api/v1/ (also /api/gateway.php/acme/v1/)
 
     Faults for resilience tests and demos (also over HTTP: ``POST /__sandbox__/faults``, see
-    ``SandboxApp.apply_faults``): ``throttle`` (503 + Retry-After), ``fail`` (any 4xx/5xx with an HTML
+    ``control.FaultInjector.apply``): ``throttle`` (503 + Retry-After), ``fail`` (any 4xx/5xx with an HTML
     body), ``slow`` (delay every answer). ``requests`` and ``request_log`` count what was received.
     ``bearer_tokens``: the OAuth2 access tokens to accept (a collection, or a callable saying yes/no).
     ``time_off_numbers_as_strings``: send time-off ids and amounts as strings, as BambooHR's docs
@@ -177,36 +176,34 @@ class BambooHRSandbox:
     def throttle(self, retry_after: float = 2.0, count: int | None = None, *, http_date: bool = False) -> None:
         """Answer 503 + Retry-After: to the next ``count`` requests, or (``count=None``) to every
         request for ``retry_after`` seconds, each told the whole seconds left."""
-        self.app.throttle(retry_after, count, http_date=http_date)
+        self.app.faults.throttle(retry_after, count, http_date=http_date)
 
     def fail(self, status: int = 500, count: int | None = None) -> None:
         """Answer ``status`` (with an HTML body, as gateways do) to the next ``count`` requests (None: until cleared)."""
-        self.app.fail(status, count)
+        self.app.faults.fail(status, count)
 
     def slow(self, seconds: float) -> None:
         """Wait ``seconds`` before answering every request (0 to stop)."""
-        self.app.slow(seconds)
+        self.app.faults.slow(seconds)
 
     def clear_faults(self) -> None:
-        self.app.clear_faults()
+        self.app.faults.clear()
 
     @property
     def requests(self) -> int:
         """API requests received (faulted and refused ones included; the control API excluded)."""
-        return self.app.total
+        return self.app.traffic.total
 
     @property
     def request_log(self) -> list[Logged]:
-        with self.app.stats_lock:
-            return list(self.app.log)
+        return self.app.traffic.logged()
 
     @property
     def exchanges(self) -> list[Exchange]:
-        with self.app.stats_lock:
-            return list(self.app.exchanges)
+        return self.app.traffic.recorded()
 
     def stats(self) -> dict[str, Any]:
-        return self.app.stats()
+        return self.app.traffic.stats()
 
     def reset_stats(self) -> None:
-        self.app.reset_stats()
+        self.app.traffic.reset()
