@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from integrations.observability import healthz_view, metrics_view
+from integrations.monitoring_views import healthz_view, metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

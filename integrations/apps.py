@@ -5,3 +5,8 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = "Integrations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from integrations import worker_signals  # imports models through services: only once apps are ready
+
+        worker_signals.connect()

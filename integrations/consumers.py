@@ -13,8 +13,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from integrations.live_events import EVENTS_GROUP
 from integrations.models import Integration
-from integrations.observability import EVENTS_GROUP
 
 try:  # what Daphne raises for a message sent to a socket the client has just closed
     from autobahn.exception import Disconnected as _Disconnected

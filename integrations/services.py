@@ -25,7 +25,7 @@ from django.utils import timezone
 from connectors import registry
 from connectors.base import BaseConfig, Connector
 from connectors.errors import Category, ConfigError, ConnectorError
-from integrations import observability, rules
+from integrations import connector_runtime, invalidation, live_events, operation_store, rules
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 from integrations.target_policy import target_policy
 
@@ -56,7 +56,7 @@ class LiveConnectors:
     """The connectors this process holds open, one per integration, tagged with its config_version.
 
     Bounded (least recently used closed first) so a worker serving thousands of integrations does not
-    hold thousands of pools. Other processes ask us to close one through observability's invalidation
+    hold thousands of pools. Other processes ask us to close one through the invalidation
     channel (config change, disconnect, delete).
     """
 
@@ -95,7 +95,7 @@ class LiveConnectors:
                     to_close.append(self._items.popitem(last=False)[1][1])
         for old in to_close:
             _close_quietly(old)
-        observability.ensure_invalidation_listener(self.discard)
+        invalidation.ensure_invalidation_listener(self.discard)
         return connector
 
     def discard(self, integration_id: str, keep_version: int | None = None) -> bool:
@@ -138,7 +138,7 @@ def _build_connector(integration: Integration) -> Connector[Any]:
         from integrations.oauth import token_provider_for
 
         token_provider = token_provider_for(integration)
-    runtime = observability.make_runtime(integration.id, typed, token_provider)
+    runtime = connector_runtime.make_runtime(integration.id, typed, token_provider)
     runtime.policy = target_policy()  # where it may connect: checked again at every connect
     credentials = {k: v for k, v in (integration.credentials or {}).items() if isinstance(v, str)}
     return registry.build(integration.kind, typed, credentials, runtime, auth_type=integration.auth_type)
@@ -155,7 +155,7 @@ def close_connector(integration_id: str, *, everywhere: bool = True, keep_versio
     """Close this process's connector for the integration, and ask every other process to do so."""
     live_connectors.discard(integration_id, keep_version)
     if everywhere:
-        transaction.on_commit(lambda: observability.publish_invalidation(integration_id, keep_version))
+        transaction.on_commit(lambda: invalidation.publish_invalidation(integration_id, keep_version))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def push(event: str, integration: Integration | str, **fields: Any) -> None:
         "at": timezone.now().isoformat(),
     }
     payload.update(fields)
-    transaction.on_commit(lambda: observability.publish_event(payload))
+    transaction.on_commit(lambda: live_events.publish_event(payload))
 
 
 def set_status(integration: Integration, status: str, *, message: str = "", actor: str = "") -> None:
@@ -417,7 +417,7 @@ def delete_integration(integration_id: str, *, actor: Any) -> None:
     )
     push("deleted", integration, status=Status.DISCONNECTED, message=f"{integration.name} deleted")
     integration.delete()
-    transaction.on_commit(lambda: observability.forget_shared_state(integration_id))
+    transaction.on_commit(lambda: connector_runtime.forget_shared_state(integration_id))
 
 
 def _enqueue(
@@ -437,7 +437,7 @@ def _enqueue(
             raise Integration.DoesNotExist(f"no integration {integration_id!r}")
         if prepare is not None:
             prepare(integration)
-        observability.remember_operation(operation_id, operation, integration_id, _actor_name(actor))
+        operation_store.remember_operation(operation_id, operation, integration_id, _actor_name(actor))
         transaction.on_commit(lambda: _send(task, integration_id, operation_id), robust=False)
     return operation_id
 
@@ -447,7 +447,7 @@ def _send(task: Any, integration_id: str, operation_id: str) -> None:
         task.apply_async(args=[integration_id], task_id=operation_id)
     except Exception as exc:  # the broker is down: say so on the operation instead of a 500
         log.error("could not enqueue %s for %s: %s", task.name, integration_id, type(exc).__name__)
-        observability.fail_operation(operation_id, "the task queue (Redis) is unreachable; is the broker running?")
+        operation_store.fail_operation(operation_id, "the task queue (Redis) is unreachable; is the broker running?")
 
 
 def request_connect(integration_id: str, *, actor: Any) -> str:
@@ -491,7 +491,7 @@ def operation_status(operation_id: str) -> dict[str, Any]:
 
     from config.celery import app
 
-    record = observability.operation_record(operation_id)
+    record = operation_store.operation_record(operation_id)
     if record is None:
         raise OperationNotFound(operation_id)
     status: dict[str, Any] = {
@@ -811,7 +811,7 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
                 updated_at=row.updated_at,
             )
         IntegrationEvent.objects.bulk_create(events)
-        transaction.on_commit(lambda: observability.publish_events(payloads))
+        transaction.on_commit(lambda: live_events.publish_events(payloads))
     return outcome
 
 
@@ -846,12 +846,12 @@ def run_operation(integration_id: str, method: str, *args: Any, **kwargs: Any) -
     try:
         return getattr(connector, method)(*args, **kwargs)
     finally:
-        observability.maybe_push_metrics(integration.id, lambda: get_metrics(integration.id))
+        live_events.maybe_push_metrics(integration.id, lambda: get_metrics(integration.id))
 
 
 def get_metrics(integration_id: str) -> dict[str, Any]:
     """total, successful, failed, success_rate, avg_latency_ms, p95_latency_ms, uptime_seconds, last_error."""
-    return observability.metrics_snapshot(integration_id)
+    return connector_runtime.metrics_snapshot(integration_id)
 
 
 # A watched integration whose last check is older than this many intervals is "stale": checks are not

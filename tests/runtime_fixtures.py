@@ -335,9 +335,9 @@ def clean_redis(redis_url: str) -> Iterator[None]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
-    from integrations import observability
+    from integrations import redis_clients
 
-    observability._client = None  # noqa: SLF001 - a fresh client after the flush
+    redis_clients.reset()  # a fresh client after the flush
     yield
 
 

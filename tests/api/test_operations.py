@@ -175,12 +175,12 @@ def test_test_with_latency_in_one_call_then_connect_metrics_and_delete(people, c
 
 @pytest.fixture
 def redis_down(settings):
-    from integrations import observability
+    from integrations import redis_clients
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    observability._client = None  # noqa: SLF001 - the next call connects to the dead URL
+    redis_clients.reset()  # the next call connects to the dead URL
     yield
-    observability._client = None  # noqa: SLF001
+    redis_clients.reset()
 
 
 def test_redis_down_is_a_clear_503(alice, shared, redis_down):

@@ -421,9 +421,9 @@ def _flush_redis(redis_url: str) -> None:
         pass
     finally:
         client.close()
-    from integrations import observability
+    from integrations import redis_clients
 
-    observability._client = None  # noqa: SLF001 - a fresh client after the flush
+    redis_clients.reset()  # a fresh client after the flush
 
 
 @pytest.fixture(scope="session")

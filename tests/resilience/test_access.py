@@ -124,7 +124,7 @@ def _refused(response: Any) -> bool:
 
 @pytest.fixture
 def private(db: None, django_user_model: Any) -> Any:
-    from integrations import observability, services
+    from integrations import operation_store, services
 
     owner = django_user_model.objects.create_user("walk-owner", password="pw-walk-owner-1")
     integration = services.create_integration(
@@ -138,7 +138,7 @@ def private(db: None, django_user_model: Any) -> Any:
         owner=owner,
     )
     operation_id = str(uuid.uuid4())
-    observability.remember_operation(operation_id, "test", PRIVATE_ID, "walk-owner")
+    operation_store.remember_operation(operation_id, "test", PRIVATE_ID, "walk-owner")
     return integration, operation_id
 
 

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group
 
-from integrations import observability, services
+from integrations import live_events, services
 from tests.runtime_fixtures import session_cookie_for
 
 
@@ -89,8 +89,8 @@ def test_each_user_receives_only_visible_integrations(people):
         assert sockets["teammate"][1] == ["shared_db"]
         assert sockets["outsider"][1] == []
 
-        await sync_to_async(observability.publish_event)(event("private_db"))
-        await sync_to_async(observability.publish_event)(event("shared_db", "health_check"))
+        await sync_to_async(live_events.publish_event)(event("private_db"))
+        await sync_to_async(live_events.publish_event)(event("shared_db", "health_check"))
         for name, expected in [
             ("owner", ["private_db", "shared_db"]),
             ("staff", ["private_db", "shared_db"]),
@@ -122,7 +122,7 @@ def test_sharing_later_is_picked_up_on_the_update_event(people):
         await sync_to_async(share)()  # the service pushes "updated" after commit
         updated = await socket.receive_json_from(timeout=5)
         assert (updated["event"], updated["integration"], updated["fields"]) == ("updated", "private_db", ["owner"])
-        await sync_to_async(observability.publish_event)(event("private_db"))
+        await sync_to_async(live_events.publish_event)(event("private_db"))
         assert (await socket.receive_json_from(timeout=5))["event"] == "status_change"
         await socket.disconnect()
 

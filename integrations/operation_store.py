@@ -1,0 +1,55 @@
+"""Operation records (keyed by Celery task id) in Redis: what was asked, on which integration, by whom,
+and an error when the task could not even be enqueued. The task's own state is in the result backend.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+
+from connectors.errors import Category, ConnectorError
+from integrations.redis_clients import redis_client
+
+
+def _unavailable() -> ConnectorError:
+    return ConnectorError(
+        "the task queue (Redis at REDIS_URL) is unreachable; is redis-server running?",
+        category=Category.UNAVAILABLE,
+        permanent=False,
+        retry_after=5,
+    )
+
+
+def _op_key(operation_id: str) -> str:
+    return f"hub:op:{operation_id}"
+
+
+def remember_operation(operation_id: str, operation: str, integration_id: str, actor: str) -> None:
+    try:
+        client = redis_client()
+        client.hset(
+            _op_key(operation_id),
+            mapping={"operation": operation, "integration": integration_id, "actor": actor, "created": time.time()},
+        )
+        client.expire(_op_key(operation_id), int(settings.CELERY_RESULT_EXPIRES))
+    except redis.RedisError:
+        raise _unavailable() from None
+
+
+def fail_operation(operation_id: str, message: str) -> None:
+    try:
+        redis_client().hset(_op_key(operation_id), "error", message)
+    except redis.RedisError:
+        pass
+
+
+def operation_record(operation_id: str) -> dict[str, str] | None:
+    try:
+        raw = redis_client().hgetall(_op_key(operation_id))
+    except redis.RedisError:
+        raise _unavailable() from None
+    if not raw:
+        return None
+    return {k.decode(): v.decode() for k, v in raw.items()}
