@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from connectors.http.bamboohr import DEFAULT_EMPLOYEE_FIELDS, BambooHRConfig, BambooHRConnector  # noqa: E402
 from connectors.metrics import MemoryMetrics  # noqa: E402
+from connectors.policy import TargetPolicy  # noqa: E402
 from connectors.ratelimit import MemoryRateLimiter, RateLimitConfig  # noqa: E402
 from connectors.runtime import Runtime  # noqa: E402
 
@@ -76,6 +77,7 @@ def main() -> int:
             key="bench-bamboohr",
             limiter=MemoryRateLimiter(RateLimitConfig(requests=10_000, per_seconds=1)),
             metrics=MemoryMetrics(),
+            policy=TargetPolicy(allow_loopback=True),  # the sandbox runs on this machine
         )
         config = BambooHRConfig(subdomain="acme", base_url=url, allow_insecure_loopback=True)
         connector = BambooHRConnector(config, {"api_key": api_key}, runtime)

@@ -42,6 +42,7 @@ import redis  # noqa: E402
 
 from connectors import build  # noqa: E402
 from connectors.db.base import DatabaseConnector  # noqa: E402
+from connectors.policy import TargetPolicy  # noqa: E402
 from connectors.ratelimit import RateLimitConfig  # noqa: E402
 from connectors.runtime import Runtime  # noqa: E402
 from connectors.shared import make_runtime  # noqa: E402
@@ -136,6 +137,9 @@ def raw_select(connection: Any) -> Callable[[], Any]:
 def connector(
     kind: str, config: dict[str, Any], credentials: dict[str, str], auth_type: str, runtime: Runtime
 ) -> DatabaseConnector:
+    # The servers are on this machine and the SQLite file in a temporary folder: the policy says so.
+    folder = [str(Path(config["path"]).parent)] if "path" in config else []
+    runtime.policy = TargetPolicy.build(allow_loopback=True, sqlite_dirs=folder)
     db = build(kind, config | {"pool_size": 1}, credentials, runtime, auth_type=auth_type)
     assert isinstance(db, DatabaseConnector)
     db.connect()

@@ -57,6 +57,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "true",
         "HUB_DATA_DIR": str(workdir),
+        "SQLITE_ALLOWED_DIRS": str(workdir),  # the sample HR file lives here
         "REDIS_URL": args.redis_url,
         "CREDENTIALS_KEY": secrets.token_urlsafe(48),
         "CONNECTOR_MAX_RETRIES": "0",
