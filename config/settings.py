@@ -259,6 +259,8 @@ TOOLS_TIMEOUT_SECONDS = env_int("TOOLS_TIMEOUT_SECONDS", 30, minimum=1)
 # A pending HRIS write belongs to its first attempt this long (> the hard time limit, + a margin).
 TOOLS_WRITE_LEASE_SECONDS = env_int("TOOLS_WRITE_LEASE_SECONDS", TOOLS_TIMEOUT_SECONDS + 20, minimum=2)
 TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+# After a write timed out or lost its connection, a retry waits this long before looking the record up.
+TOOLS_INFLIGHT_GRACE_SECONDS = env_int("TOOLS_INFLIGHT_GRACE_SECONDS", 15, minimum=0)
 TOOLS_AUDIT_RETENTION_DAYS = env_int("TOOLS_AUDIT_RETENTION_DAYS", 90, minimum=1)
 # Circuit breaker per integration (shared by every worker through Redis).
 CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)

@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,13 +42,12 @@ from connectors.errors import Category, ConfigError, ConnectorError
 from integrations import services
 from integrations.api.permissions import can_manage
 from integrations.models import AuthType, EventType, Integration, Status
+from integrations.redis_clients import redis_client
 from integrations.target_policy import target_policy
 
 log = logging.getLogger(__name__)
 
 STATE_SALT = "integrations.oauth.state"
-# Credential keys the hub writes itself: operators never send them, and credential validation skips them.
-HUB_MANAGED_CREDENTIALS = ("oauth_token",)
 SESSION_FLOWS = "oauth2_flows"  # nonce -> {integration, verifier, redirect_uri, created}
 SESSION_USED = "oauth2_used_nonces"  # the last few finished nonces, to say "already used" on a replay
 MAX_PENDING_FLOWS = 10
@@ -87,11 +85,6 @@ def _age_text(seconds: int) -> str:
 def _lock_backend() -> str:
     """``redis`` works on every hub database; the row lock is the fallback without Redis."""
     return getattr(settings, "OAUTH2_LOCK", None) or ("redis" if settings.REDIS_URL else "database")
-
-
-@lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +135,7 @@ class DjangoTokenStore:
 
     @contextmanager
     def _redis_lock(self) -> Iterator[None]:
-        client = _redis(settings.REDIS_URL)
+        client = redis_client()
         lock = client.lock(
             f"hub:oauth2:refresh:{self.integration_id}", timeout=LOCK_TTL_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
         )
