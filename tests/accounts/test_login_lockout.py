@@ -94,3 +94,26 @@ def test_a_success_before_the_limit_starts_the_count_again(alice: User) -> None:
     for _ in range(4):
         attempt(client, "/accounts/login/", "alice", "wrong-password")
     assert attempt(client, "/accounts/login/", "alice", "pw-alice-123").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lock_holds_under_the_asgi_server(daphne_server: Any, alice: User) -> None:
+    """Production runs Django under Daphne (the async middleware path), with CSRF checks on."""
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=daphne_server.url, timeout=20, trust_env=False) as browser:
+
+        def post(password: str) -> httpx.Response:
+            page = browser.get("/admin/login/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+            return browser.post(
+                "/admin/login/",
+                data={"username": "alice", "password": password, "csrfmiddlewaretoken": token},
+                headers={"Referer": f"{daphne_server.url}/admin/login/"},
+            )
+
+        assert [post("wrong-password").status_code for _ in range(5)] == [200, 200, 200, 200, 429]
+        locked = post("pw-alice-123")
+        assert locked.status_code == 429 and LOCKED in locked.text
