@@ -12,6 +12,7 @@ requests through (the token itself is still checked) rather than locking every c
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import SimpleNamespace
@@ -117,7 +118,7 @@ class FailureThrottleMiddleware:
         address = client_address(meta)
         wait = await sync_to_async(retry_after, thread_sensitive=False)(address)
         if wait is not None:
-            body = b'{"error": "too_many_failed_authentications", "error_description": "' + MESSAGE.encode() + b'"}'
+            body = json.dumps({"error": "too_many_failed_authentications", "error_description": MESSAGE}).encode()
             await send(
                 {
                     "type": "http.response.start",

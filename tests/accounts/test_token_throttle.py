@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -78,3 +81,30 @@ def test_the_mcp_endpoint_throttles_bad_bearer_tokens(db: Any) -> None:
     throttled = asyncio.run(post("Bearer not-a-token"))
     assert throttled.status_code == 429
     assert 0 < int(throttled.headers["Retry-After"]) <= 15 * 60
+
+
+def test_with_redis_down_tokens_are_still_checked_and_nothing_fails(settings: Any, alice: User) -> None:
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert get("/api/integrations", "Token wrong").status_code == 401
+    assert get("/api/integrations", f"Token {AuthToken.objects.create(alice)[1]}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("proxies", "expected"), [("0", "10.1.1.1"), ("1", "203.0.113.9"), ("2", "198.51.100.4")], ids=str
+)
+def test_the_client_address_behind_trusted_proxies(proxies: str, expected: str) -> None:
+    """A client-sent X-Forwarded-For entry (6.6.6.6) is never taken: only what our own proxies appended."""
+    script = (
+        "from accounts.throttle import client_address; print(client_address({"
+        "'REMOTE_ADDR': '10.1.1.1', 'HTTP_X_FORWARDED_FOR': '6.6.6.6, 198.51.100.4, 203.0.113.9'}))"
+    )
+    env = {**os.environ, "TRUSTED_PROXY_COUNT": proxies}
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {script}"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings_test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == expected
