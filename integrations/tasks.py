@@ -5,8 +5,6 @@ and reschedule transient failures with the error's retry_after rather than sleep
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import logging
 import random
 from datetime import timedelta
@@ -19,7 +17,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.errors import ConnectorError
 from integrations import services
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 
@@ -97,41 +94,6 @@ def health_check_integration(self: Any, integration_id: str) -> dict[str, Any]:
         return services.health_check(integration_id)
     except SoftTimeLimitExceeded:
         return {"ok": False, "category": "timeout", "message": "health check took too long"}
-
-
-def _jsonable(value: Any) -> Any:
-    """A connector's return value as JSON for the result backend (dataclasses, models, bytes)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, bytes):
-        return {"content_base64": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-# At most once: an operation may write (create an employee), and doing a write twice is worse than a
-# caller seeing it fail; connect/test/health checks, which are safe to repeat, are acknowledged late.
-@shared_task(
-    name="integrations.run_operation", bind=True, acks_late=False, max_retries=3, soft_time_limit=60, time_limit=90
-)
-def run_operation(
-    self: Any, integration_id: str, method: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Run one connector operation in a worker: ``run_operation.delay("hr", "list_employees")``."""
-    try:
-        value = services.run_operation(integration_id, method, *(args or []), **(kwargs or {}))
-    except ConnectorError as exc:
-        if not exc.permanent and exc.retry_after is not None and self.request.retries < self.max_retries:
-            raise self.retry(countdown=min(exc.retry_after, MAX_COUNTDOWN_SECONDS)) from None
-        return {"ok": False, **exc.as_dict()}
-    except SoftTimeLimitExceeded:
-        return {"ok": False, "category": "timeout", "message": f"{method} took too long"}
-    return {"ok": True, "result": _jsonable(value)}
 
 
 @shared_task(

@@ -2,9 +2,9 @@
 
 Every call checks out a pooled connection, runs the engine's code and maps driver errors to
 ``ConnectorError`` with messages built here, never with a DSN or a password. A connection the server
-closed while it sat in the pool is replaced: before a write or a transaction it is spotted without
-a round trip (a readable socket on an idle connection means the server hung up); a read simply
-fails on it and runs again on another connection, which saves that check on the hot path.
+closed while it sat in the pool is replaced: before a write it is spotted without a round trip (a
+readable socket on an idle connection means the server hung up); a read simply fails on it and runs
+again on another connection, which saves that check on the hot path.
 
 Read-only integrations are enforced by the database (each engine says how), not by reading the SQL.
 Writes are never retried by the runtime: a lost connection may have committed them.
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import select
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -66,10 +65,6 @@ class Lease(Protocol):
     def release(self, *, discard: bool = False) -> None: ...
 
 
-class _ThreadTransaction(threading.local):
-    lease: Lease | None = None  # a class default: reading it costs no AttributeError
-
-
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -86,10 +81,7 @@ class DatabaseConnector(Connector[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._local = _ThreadTransaction()  # the open transaction of this thread, if any
         self._connect_lock = threading.RLock()
-        self._tables: set[str] | None = None
-        self._columns: dict[str, list[dict[str, Any]]] = {}
         self.server_version: str | None = None
 
     # ---------------------------------------------------------------- engine hooks
@@ -114,12 +106,6 @@ class DatabaseConnector(Connector[Any]):
         raise NotImplementedError
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
-        raise NotImplementedError
-
-    def _begin(self, connection: Any) -> None:
-        raise NotImplementedError
-
-    def _end(self, connection: Any, *, commit: bool) -> None:
         raise NotImplementedError
 
     def _map_error(self, exc: BaseException) -> ConnectorError | None:
@@ -148,7 +134,6 @@ class DatabaseConnector(Connector[Any]):
     def _open(self) -> None:
         with self._connect_lock:
             self._close_pool_quietly()
-            self._forget_schema()
             try:
                 self._open_pool()
             except ConnectorError:
@@ -159,7 +144,6 @@ class DatabaseConnector(Connector[Any]):
     def _close(self) -> None:
         with self._connect_lock:
             self._close_pool_quietly()
-            self._forget_schema()
 
     def _close_pool_quietly(self) -> None:
         try:
@@ -216,29 +200,10 @@ class DatabaseConnector(Connector[Any]):
             lease.release(discard=True)
         raise self._fail("every pooled connection was closed by the server", Category.NETWORK)
 
-    def _transaction_lease(self) -> Lease | None:
-        return self._local.lease
-
-    def _execute(
-        self, operation: str, work: Callable[[Any], T], *, write: bool = False, tx: Lease | None | bool = False
-    ) -> T:
-        """Run ``work(connection)`` under the runtime (circuit, rate limit, retry, metrics).
-
-        ``tx``: the caller already looked up this thread's transaction (a lease or None).
-        """
+    def _execute(self, operation: str, work: Callable[[Any], T], *, write: bool = False) -> T:
+        """Run ``work(connection)`` under the runtime (circuit, rate limit, retry, metrics)."""
         if write and self.config.read_only:
             raise self._fail(f"{operation} refused: this integration is read-only", Category.PERMISSION)
-        lease_in_tx = self._transaction_lease() if tx is False else tx
-        if lease_in_tx is not None:
-            held: Lease = lease_in_tx  # type: ignore[assignment]
-
-            def in_transaction() -> T:
-                try:
-                    return work(held.connection)
-                except Exception as exc:
-                    raise self._error(exc) from None
-
-            return self.runtime.call(operation, in_transaction, retry=False)
 
         def attempt() -> T:
             # (Re)connecting happens inside the attempt, so an unreachable server counts towards
@@ -273,18 +238,15 @@ class DatabaseConnector(Connector[Any]):
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None, *, max_rows: int | None = None) -> QueryResult:
         limit = self.config.max_rows if max_rows is None else max(1, min(max_rows, self.config.max_rows))
         text, values = bind(sql, params, self.dialect, self.param_style)
-        tx = self._transaction_lease()
-        in_tx, run_query = tx is not None, self._run_query
-        return self._execute("query", lambda conn: run_query(conn, text, values, limit, in_transaction=in_tx), tx=tx)
+        run_query = self._run_query
+        return self._execute("query", lambda conn: run_query(conn, text, values, limit, in_transaction=False))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.fetch(sql, params).rows
 
     def list_tables(self) -> list[str]:
         rows = self.fetch(self.list_tables_sql, max_rows=self.config.max_rows).rows
-        names = [str(row["name"]) for row in rows]
-        self._tables = set(names)
-        return names
+        return [str(row["name"]) for row in rows]
 
     def describe_table(self, name: str) -> list[dict[str, Any]]:
         if not isinstance(name, str) or not name:
@@ -292,139 +254,13 @@ class DatabaseConnector(Connector[Any]):
         rows = self.fetch(self.describe_sql, {"table": name}).rows
         if not rows:
             raise self._fail(f"unknown table {name!r}", Category.INVALID)
-        columns = [self._describe_row(row) for row in rows]
-        self._columns[name] = columns
-        return columns
+        return [self._describe_row(row) for row in rows]
 
     # ---------------------------------------------------------------- writes
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         text, values = bind(sql, params, self.dialect, self.param_style)
-        try:
-            count, _rows = self._execute("execute", lambda conn: self._run_write(conn, text, values), write=True)
-        finally:
-            self._forget_schema()  # the statement may have been DDL
+        count, _rows = self._execute("execute", lambda conn: self._run_write(conn, text, values), write=True)
         return count
-
-    def create(self, table: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        self._refuse_if_read_only("create")
-        self._check_columns(table, data, "create")
-        return self._execute("create", lambda conn: self._insert(conn, table, dict(data)), write=True)
-
-    def update(self, table: str, id: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-        self._refuse_if_read_only("update")
-        self._check_columns(table, data, "update")
-        pk = self._primary_key(table)
-        row = self._execute("update", lambda conn: self._update(conn, table, pk, id, dict(data)), write=True)
-        if row is None:
-            raise self._fail(f"no row in {table!r} with {pk} = {id!r}", Category.NOT_FOUND)
-        return row
-
-    def delete(self, table: str, id: Any) -> bool:
-        self._refuse_if_read_only("delete")
-        pk = self._primary_key(table)
-        sql = f"DELETE FROM {self.quote(table)} WHERE {self.quote(pk)} = :id"
-        text, values = bind(sql, {"id": id}, self.dialect, self.param_style)
-        count, _rows = self._execute("delete", lambda conn: self._run_write(conn, text, values), write=True)
-        return count > 0
-
-    def _refuse_if_read_only(self, operation: str) -> None:
-        if self.config.read_only:
-            raise self._fail(f"{operation} refused: this integration is read-only", Category.PERMISSION)
-
-    # Engines without INSERT/UPDATE ... RETURNING override these two.
-    def _insert(self, conn: Any, table: str, data: dict[str, Any]) -> dict[str, Any]:
-        names = list(data)
-        sql = (
-            f"INSERT INTO {self.quote(table)} ({', '.join(self.quote(n) for n in names)}) "
-            f"VALUES ({', '.join(f':p{i}' for i in range(len(names)))}) RETURNING *"
-        )
-        text, values = bind(sql, {f"p{i}": data[n] for i, n in enumerate(names)}, self.dialect, self.param_style)
-        _count, rows = self._run_write(conn, text, values)
-        return rows[0]
-
-    def _update(self, conn: Any, table: str, pk: str, id: Any, data: dict[str, Any]) -> dict[str, Any] | None:
-        names = list(data)
-        assignments = ", ".join(f"{self.quote(n)} = :p{i}" for i, n in enumerate(names))
-        sql = f"UPDATE {self.quote(table)} SET {assignments} WHERE {self.quote(pk)} = :id RETURNING *"
-        params = {f"p{i}": data[n] for i, n in enumerate(names)} | {"id": id}
-        text, values = bind(sql, params, self.dialect, self.param_style)
-        _count, rows = self._run_write(conn, text, values)
-        return rows[0] if rows else None
-
-    # ---------------------------------------------------------------- schema checks
-    def _forget_schema(self) -> None:
-        self._tables = None
-        self._columns = {}
-
-    def _known_columns(self, table: str) -> list[dict[str, Any]]:
-        if not isinstance(table, str) or not table:
-            raise self._fail("table name must be a non-empty string", Category.INVALID)
-        if table in self._columns:
-            return self._columns[table]
-        if self._tables is None or table not in self._tables:
-            self.list_tables()  # refreshed once: the table may be new
-        if self._tables is None or table not in self._tables:
-            raise self._fail(f"unknown table {table!r}", Category.INVALID)
-        return self.describe_table(table)
-
-    def _check_columns(self, table: str, data: Mapping[str, Any], operation: str) -> None:
-        if not isinstance(data, Mapping) or not data:
-            raise self._fail(f"{operation} needs a non-empty mapping of column names to values", Category.INVALID)
-        unknown = self._unknown(table, data)
-        if unknown:
-            self._columns.pop(table, None)  # the table may have changed since we looked
-            unknown = self._unknown(table, data)
-        if unknown:
-            raise self._fail(f"unknown column(s) in {table!r}: {', '.join(map(repr, unknown))}", Category.INVALID)
-
-    def _unknown(self, table: str, names: Iterable[Any]) -> list[str]:
-        known = {column["name"] for column in self._known_columns(table)}
-        return sorted(str(n) for n in names if n not in known)
-
-    def _primary_key(self, table: str) -> str:
-        keys = [column["name"] for column in self._known_columns(table) if column["primary_key"]]
-        if len(keys) != 1:
-            raise self._fail(f"table {table!r} has no single-column primary key", Category.INVALID)
-        return str(keys[0])
-
-    # ---------------------------------------------------------------- transactions
-    @contextmanager
-    def transaction(self) -> Iterator[DatabaseConnector]:
-        """Statements in the block share one connection and commit together (roll back on error).
-
-        In a read-only integration the transaction is read-only. Nested blocks join the outer one.
-        """
-        if self._transaction_lease() is not None:
-            yield self
-            return
-        self.ensure_connected()
-        try:
-            lease = self._acquire_live()
-        except ConnectorError:
-            raise
-        except Exception as exc:
-            raise self._error(exc) from None
-        self._local.lease = lease
-        broken = False
-        try:
-            self._execute("begin", self._begin)
-            yield self
-        except BaseException as exc:
-            broken = isinstance(exc, ConnectorError) and exc.category in (Category.NETWORK, Category.TIMEOUT)
-            try:
-                self._end(lease.connection, commit=False)
-            except Exception:
-                broken = True  # a connection that cannot roll back is not given to anyone else
-            raise
-        else:
-            try:
-                self._execute("commit", lambda conn: self._end(conn, commit=not self.config.read_only))
-            except ConnectorError:
-                broken = True
-                raise
-        finally:
-            self._local.lease = None
-            lease.release(discard=broken)
 
     # ---------------------------------------------------------------- helpers for engines
     @staticmethod

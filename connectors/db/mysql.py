@@ -30,7 +30,7 @@ import MySQLdb
 from MySQLdb.constants import CLIENT
 
 from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
-from connectors.db.params import Dialect, bind
+from connectors.db.params import Dialect
 from connectors.db.queuepool import QueuePoolMixin
 from connectors.errors import Category, ConnectorError
 from connectors.policy import Target
@@ -238,49 +238,6 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
             return int(cursor.rowcount), rows, cursor.lastrowid
         finally:
             cursor.close()
-
-    def _begin(self, connection: Any) -> None:
-        connection.query("START TRANSACTION READ ONLY" if self.config.read_only else "START TRANSACTION")
-
-    def _end(self, connection: Any, *, commit: bool) -> None:
-        if self.config.read_only:
-            self._next_read_only_transaction(connection)  # back to the state pooled connections wait in
-        elif commit:
-            connection.commit()
-        else:
-            connection.rollback()
-
-    def _insert(self, conn: Any, table: str, data: dict[str, Any]) -> dict[str, Any]:
-        if self._returning:
-            return super()._insert(conn, table, data)
-        pk = self._primary_key(table)
-        names = list(data)
-        sql = (
-            f"INSERT INTO {self.quote(table)} ({', '.join(self.quote(n) for n in names)}) "
-            f"VALUES ({', '.join(f':p{i}' for i in range(len(names)))})"
-        )
-        text, values = bind(sql, {f"p{i}": data[n] for i, n in enumerate(names)}, self.dialect, self.param_style)
-        _count, _rows, last_id = self._write(conn, text, values)
-        key = data.get(pk, last_id)
-        return self._row_by_key(conn, table, pk, key) or dict(data)
-
-    def _update(self, conn: Any, table: str, pk: str, id: Any, data: dict[str, Any]) -> dict[str, Any] | None:
-        names = list(data)
-        assignments = ", ".join(f"{self.quote(n)} = :p{i}" for i, n in enumerate(names))
-        sql = f"UPDATE {self.quote(table)} SET {assignments} WHERE {self.quote(pk)} = :id"
-        count, _rows = self._run_bound(conn, sql, {f"p{i}": data[n] for i, n in enumerate(names)} | {"id": id})
-        if not count:
-            return None
-        return self._row_by_key(conn, table, pk, data.get(pk, id))
-
-    def _run_bound(self, conn: Any, sql: str, params: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
-        text, values = bind(sql, params, self.dialect, self.param_style)
-        return self._run_write(conn, text, values)
-
-    def _row_by_key(self, conn: Any, table: str, pk: str, key: Any) -> dict[str, Any] | None:
-        sql = f"SELECT * FROM {self.quote(table)} WHERE {self.quote(pk)} = :id"
-        _count, rows = self._run_bound(conn, sql, {"id": key})
-        return rows[0] if rows else None
 
     def _describe_row(self, row: Any) -> dict[str, Any]:
         described = super()._describe_row(row)

@@ -12,8 +12,7 @@ that setting to the client (it is a GUC_REPORT parameter), so the pool never han
 whose reported default is not ``on``: it is closed and replaced. A statement that is a plain ``SET``
 is followed by ``RESET ALL`` (back to the startup values, statement_timeout included); the
 ``set_config`` function can still raise statement_timeout for the rest of a session, which is why
-query_database refuses it. A read-only ``transaction()`` starts with ``BEGIN READ ONLY`` plus a
-snapshot, after which ``SET TRANSACTION READ WRITE`` is refused by the server.
+query_database refuses it.
 """
 
 from __future__ import annotations
@@ -234,19 +233,6 @@ class PostgreSQLConnector(DatabaseConnector):
                 columns = [column.name for column in cursor.description]
                 rows = [dict(zip(columns, row, strict=False)) for row in cursor.fetchall()]
             return cursor.rowcount, rows
-
-    def _begin(self, connection: Any) -> None:
-        if not self.config.read_only:
-            connection.execute("BEGIN")
-            return
-        # The snapshot taken by a first query makes the server refuse SET TRANSACTION READ WRITE.
-        with connection.pipeline():
-            connection.execute("BEGIN READ ONLY")
-            connection.execute("SELECT 1")
-
-    def _end(self, connection: Any, *, commit: bool) -> None:
-        if connection.info.transaction_status != pq.TransactionStatus.IDLE:
-            connection.execute("COMMIT" if commit else "ROLLBACK")
 
     # ---------------------------------------------------------------- errors
     def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:

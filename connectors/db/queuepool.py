@@ -43,7 +43,7 @@ class QueuePoolMixin:
             max_overflow=0,
             timeout=options.connect_timeout,
             use_lifo=True,  # keeps the busy few connections warm
-            reset_on_return=None,  # autocommit: nothing to roll back; transaction() ends its own
+            reset_on_return=None,  # autocommit: nothing to roll back
         )
 
     def _close_pool(self) -> None:

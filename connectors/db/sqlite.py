@@ -132,14 +132,6 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
         outcome: tuple[int, list[dict[str, Any]]] = self._with_deadline(connection, run)
         return outcome
 
-    def _begin(self, connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front: two writers cannot deadlock upgrading later.
-        connection.execute("BEGIN" if self.config.read_only else "BEGIN IMMEDIATE")
-
-    def _end(self, connection: Any, *, commit: bool) -> None:
-        if connection.in_transaction:
-            connection.execute("COMMIT" if commit else "ROLLBACK")
-
     def _is_disconnect(self, exc: BaseException, connection: Any) -> bool:
         return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower()
 

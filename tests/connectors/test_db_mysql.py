@@ -23,7 +23,6 @@ class MySQLSpec(EngineSpec):
         "BEGIN",
         "XA START 'hub'",
     )
-    transaction_read_write_switch = "SET TRANSACTION READ WRITE"
     read_only_bypasses = (
         "SET STATEMENT tx_read_only = 0 FOR DELETE FROM {table}",
         "SET STATEMENT tx_read_only = 0, max_statement_time = 0 FOR UPDATE {table} SET qty = 99",

@@ -25,7 +25,6 @@ class PostgreSQLSpec(EngineSpec):
         "SET transaction_read_only = off",
         "BEGIN READ WRITE",
     )
-    transaction_read_write_switch = "SET TRANSACTION READ WRITE"
 
     def __init__(self, tmp_path: Any) -> None:
         url = urlsplit(os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/test"))

@@ -8,7 +8,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from integrations import services, tasks
+from integrations import services
+from integrations.tools.invocation import Principal, invoke
+from integrations.tools.models import Outcome, ToolCall
 from tests.runtime_fixtures import wait_until
 
 pytestmark = pytest.mark.slow
@@ -78,12 +80,20 @@ def test_requests_from_two_workers_are_counted_once_each_everywhere(
     baseline = wait_until(lambda: api_total() or None, 10, what="the connect probe to be counted")
     assert scrape(daphne_server.url, "counted")["requests"] == baseline
 
-    # Each operation sleeps a little so that both workers take a share.
-    results = [tasks.run_operation.delay("counted", "query", ["SELECT pg_sleep(0.02) AS slept"]) for _ in range(N)]
-    outcomes = [r.get(timeout=60) for r in results]
-    assert all(o["ok"] for o in outcomes), outcomes[:3]
+    # N agent tool calls, each run by whichever worker takes it; each sleeps a little so that both
+    # workers take a share.
+    principal = Principal.for_user(staff_user)
+    query = {"connector_id": "counted", "query": "SELECT pg_sleep(0.02) AS slept"}
+    calls = [invoke("query_database", query, principal, via="rest", wait=False) for _ in range(N)]
+    assert all(call["status"] == "running" for call in calls), calls[:3]
+    ids = [call["call_id"] for call in calls]
+    wait_until(
+        lambda: not ToolCall.objects.filter(pk__in=ids, outcome=Outcome.RUNNING).exists(), 60, what="the calls to end"
+    )
+    outcomes = list(ToolCall.objects.filter(pk__in=ids).values_list("outcome", "error_message"))
+    assert outcomes == [(Outcome.OK, "")] * N, outcomes[:3]
     for worker in (first, second):
-        assert "integrations.run_operation[" in worker.log_path.read_text(), f"{worker.name} ran none"
+        assert "integrations.tools.run[" in worker.log_path.read_text(), f"{worker.name} ran none"
 
     wait_until(lambda: api_total() == baseline + N, 10, what=f"the API to count {baseline + N}")
     assert services.get_metrics("counted")["total"] == baseline + N
