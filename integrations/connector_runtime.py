@@ -15,7 +15,8 @@ import redis
 from django.conf import settings
 
 from connectors.base import BaseConfig
-from connectors.runtime import RetryPolicy, Runtime, TokenProvider
+from connectors.retry import RetryPolicy
+from connectors.runtime import Runtime, TokenProvider
 from connectors.shared import forget
 from connectors.shared import make_runtime as connectors_runtime
 from connectors.shared import metrics_snapshot as connectors_snapshot

@@ -77,7 +77,7 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
             uri,
             uri=True,
             timeout=self.config.connect_timeout,  # how long to wait for another writer's lock
-            isolation_level=None,  # autocommit; transaction() says BEGIN itself
+            isolation_level=None,  # autocommit: every statement is its own transaction
             check_same_thread=False,  # the pool hands a connection to one thread at a time
         )
         if self.config.read_only:
