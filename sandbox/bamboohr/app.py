@@ -7,7 +7,8 @@ JSON only when asked for (XML otherwise), 201 + Location on create, 409 on a dup
 
 Each job has its module: ``employees``, ``time_off``, ``reports`` (and ``report_files``) answer the
 endpoints, ``fields`` checks and shows employee fields, ``wire`` reads requests and renders JSON or
-XML, ``control`` holds the injected faults and the traffic counters.
+XML, ``control`` holds the injected faults (a throttle: 429 + Retry-After, or 503 by a switch; the
+employee limit: add-employee's 429 "Limit Exceeded" without Retry-After) and the traffic counters.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from sandbox.bamboohr.control import FaultInjector, Traffic
 from sandbox.bamboohr.data import Company
-from sandbox.bamboohr.employees import Employees
+from sandbox.bamboohr.employees import EMPLOYEE_LIMIT_MESSAGE, Employees
 from sandbox.bamboohr.reports import Reports
 from sandbox.bamboohr.time_off import TimeOffDesk
 from sandbox.bamboohr.wire import API_PREFIX, Exchange, Fail, Request, Response, error_response, json_response
@@ -52,7 +53,7 @@ class SandboxApp:
         self.api_key = api_key
         self.bearer_tokens = bearer_tokens
         self.error_headers = error_headers
-        self.faults = FaultInjector()
+        self.faults = FaultInjector(error_headers)
         self.traffic = Traffic(record=record)
         lock = threading.RLock()  # the company's data, shared by every endpoint
         employees = Employees(company, lock, key_employee_id=key_employee_id, employee_limit=employee_limit)
@@ -101,7 +102,10 @@ class SandboxApp:
             return self._error(404, "Not found")
         fault = self.faults.answer()
         if fault is not None:
-            return fault
+            answer, throttled = fault
+            if throttled:
+                self.traffic.count_throttled()
+            return answer
         if not self._authorized(request):
             return self._error(401, "Authentication failed: missing or invalid API key or token")
         rest = (match.group("rest") or "/").strip("/")
@@ -109,6 +113,8 @@ class SandboxApp:
             found = pattern.match(rest)
             if found and method == request.method:
                 self.traffic.count_route(operation)
+                if operation == "create-employee" and self.faults.employee_limit_reached():
+                    return self._error(429, EMPLOYEE_LIMIT_MESSAGE)
                 try:
                     return handler(request, **found.groupdict())
                 except Fail as exc:

@@ -36,6 +36,9 @@ DIRECTORY_FIELDS = [
     "supervisor",
 ]
 CHANGE_TYPES = ("inserted", "updated", "deleted", "all")
+# add-employee's 429 when the account's employee limit is reached (BambooHR's help centre): no
+# Retry-After, since waiting does not help; BambooHR's throttle 429 always carries one.
+EMPLOYEE_LIMIT_MESSAGE = "Limit Exceeded: the account's employee limit is reached"
 
 
 def find_employee(company: Company, eid: int) -> dict[str, str | None]:
@@ -113,7 +116,7 @@ class Employees:
             raise Fail(400, "firstName and lastName are required")
         with self.lock:
             if self.employee_limit is not None and len(self.company.employees) >= self.employee_limit:
-                raise Fail(429, "Limit Exceeded: the account's employee limit is reached")
+                raise Fail(429, EMPLOYEE_LIMIT_MESSAGE)
             values = check_values(self.company, body)
             eid = self.company.next_employee_id
             self.company.next_employee_id += 1

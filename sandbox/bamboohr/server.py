@@ -67,8 +67,9 @@ class BambooHRSandbox:
     ...     sandbox.url   # http://127.0.0.1:PORT/api/v1/ (also /api/gateway.php/acme/v1/)
 
     Faults for resilience tests and demos (also over HTTP: ``POST /__sandbox__/faults``, see
-    ``control.FaultInjector.apply``): ``throttle`` (503 + Retry-After), ``fail`` (any 4xx/5xx with an HTML
-    body), ``slow`` (delay every answer). ``requests`` and ``request_log`` count what was received.
+    ``control.FaultInjector.apply``): ``throttle`` (429 + Retry-After, as BambooHR since 16 September
+    2026; ``status=503`` for the old throttle), ``hit_employee_limit`` (add-employee's 429 "Limit
+    Exceeded", no Retry-After), ``fail`` (any 4xx/5xx with an HTML body), ``slow`` (delay every answer). ``requests`` and ``request_log`` count what was received.
     ``bearer_tokens``: the OAuth2 access tokens to accept (a collection, or a callable saying yes/no).
     ``time_off_numbers_as_strings``: send time-off ids and amounts as strings, as BambooHR's docs
     samples show, instead of the spec's numbers.
@@ -173,10 +174,18 @@ class BambooHRSandbox:
         return f"{self.root_url}/api/gateway.php/{self.company.name}/v1/"
 
     # --- faults and counters -----------------------------------------------------------------
-    def throttle(self, retry_after: float = 2.0, count: int | None = None, *, http_date: bool = False) -> None:
-        """Answer 503 + Retry-After: to the next ``count`` requests, or (``count=None``) to every
-        request for ``retry_after`` seconds, each told the whole seconds left."""
-        self.app.faults.throttle(retry_after, count, http_date=http_date)
+    def throttle(
+        self, retry_after: float = 2.0, count: int | None = None, *, http_date: bool = False, status: int = 429
+    ) -> None:
+        """Answer 429 + Retry-After (``status=503``: 503 + Retry-After, BambooHR's throttle before
+        16 September 2026): to the next ``count`` requests, or (``count=None``) to every request for
+        ``retry_after`` seconds, each told the whole seconds left."""
+        self.app.faults.throttle(retry_after, count, http_date=http_date, status=status)
+
+    def hit_employee_limit(self, count: int | None = None) -> None:
+        """Answer add-employee with 429 "Limit Exceeded" and no Retry-After (the account's employee
+        limit is reached): the next ``count`` times, or until cleared. Other endpoints answer as usual."""
+        self.app.faults.employee_limit(count)
 
     def fail(self, status: int = 500, count: int | None = None) -> None:
         """Answer ``status`` (with an HTML body, as gateways do) to the next ``count`` requests (None: until cleared)."""

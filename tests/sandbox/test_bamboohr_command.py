@@ -74,9 +74,9 @@ def test_command_serves_and_takes_faults_over_http(tmp_path: Path) -> None:
             faults = client.post(root + "/__sandbox__/faults", json={"throttle": {"retry_after": 7, "count": 1}})
             assert faults.is_success
             throttled = client.get(url_text + "employees/1")
-            assert throttled.status_code == 503 and throttled.headers["Retry-After"] == "7"
+            assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "7"
             assert client.get(url_text + "employees/1").status_code == 200
-            assert client.get(root + "/__sandbox__/stats").json()["by_status"] == {"200": 2, "503": 1}
+            assert client.get(root + "/__sandbox__/stats").json()["by_status"] == {"200": 2, "429": 1}
 
         other = _banner(generated)
         made_up = re.search(r"API key: ([0-9a-f]{40})", other)

@@ -213,10 +213,12 @@ def test_fault_controls_over_http(client: httpx.Client, bamboohr_server: BambooH
     assert httpx.post(control, json={"fail": {"status": 500}}).status_code == 401  # the key is required
     assert client.post(control, json={"explode": True}).status_code == 400
     state = client.post(control, json={"throttle": {"retry_after": 3, "count": 2}}).json()
-    assert state["throttle"] == {"retry_after": 3.0, "count": 2}
+    assert state["throttle"] == {"retry_after": 3.0, "count": 2, "status": 429}
     for _ in range(2):
+        # BambooHR since 16 September 2026: 429 Too Many Requests, always with Retry-After.
         throttled = client.get("employees/1", headers=JSON)
-        assert throttled.status_code == 503 and throttled.headers["Retry-After"] == "3"
+        assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "3"
+        assert _error_text(throttled).startswith("Too Many Requests")
     assert client.get("employees/1", headers=JSON).status_code == 200
 
     client.post(control, json={"fail": {"status": 502, "count": 1}})
@@ -226,13 +228,50 @@ def test_fault_controls_over_http(client: httpx.Client, bamboohr_server: BambooH
     started = time.monotonic()
     client.get("employees/1", headers=JSON)
     assert time.monotonic() - started >= 0.3
-    assert client.post(control, json={"clear": True}).json() == {"throttle": None, "fail": None, "slow": None}
+    cleared = {"throttle": None, "employee_limit": None, "fail": None, "slow": None}
+    assert client.post(control, json={"clear": True}).json() == cleared
 
     stats = client.get(bamboohr_server.root_url + "/__sandbox__/stats").json()
     assert stats["requests"] == bamboohr_server.requests == 5  # control calls are not counted
-    assert stats["by_status"] == {"200": 2, "502": 1, "503": 2} and stats["throttled"] == 2
+    assert stats["by_status"] == {"200": 2, "429": 2, "502": 1} and stats["throttled"] == 2
     client.delete(bamboohr_server.root_url + "/__sandbox__/stats")
     assert bamboohr_server.requests == 0
+
+
+def test_old_503_throttle_behind_a_switch(client: httpx.Client, bamboohr_server: BambooHRSandbox) -> None:
+    control = bamboohr_server.root_url + "/__sandbox__/faults"
+    state = client.post(control, json={"throttle": {"retry_after": 5, "count": 1, "status": 503}}).json()
+    assert state["throttle"] == {"retry_after": 5.0, "count": 1, "status": 503}
+    throttled = client.get("employees/1", headers=JSON)
+    assert throttled.status_code == 503 and throttled.headers["Retry-After"] == "5"
+    assert client.get("employees/1", headers=JSON).status_code == 200
+    assert bamboohr_server.stats()["throttled"] == 1
+    refused = client.post(control, json={"throttle": {"retry_after": 5, "status": 500}})
+    assert refused.status_code == 400 and "429" in _error_text(refused)
+
+
+def test_employee_limit_fault_refuses_add_employee_only(client: httpx.Client, bamboohr_server: BambooHRSandbox) -> None:
+    control = bamboohr_server.root_url + "/__sandbox__/faults"
+    before = len(bamboohr_server.company.employees)
+    state = client.post(control, json={"employee_limit": {"count": 2}}).json()
+    assert state["employee_limit"] == {"count": 2}
+    body = {"firstName": "No", "lastName": "Room"}
+    assert client.get("employees/1", headers=JSON).status_code == 200  # reads are not limited
+    for _ in range(2):
+        full = client.post("employees", json=body)
+        # Not a throttle: no Retry-After, BambooHR's "Limit Exceeded" in its error headers.
+        assert full.status_code == 429 and "Retry-After" not in full.headers
+        assert _error_text(full).startswith("Limit Exceeded")
+        assert full.headers["X-BambooHR-Error-Message"] == _error_text(full)
+    assert len(bamboohr_server.company.employees) == before
+    assert client.post("employees", json=body).status_code == 201  # the count is used up
+    stats = bamboohr_server.stats()
+    assert stats["by_status"] == {"200": 1, "201": 1, "429": 2} and stats["throttled"] == 0
+
+    bamboohr_server.hit_employee_limit()  # no count: until cleared
+    assert [client.post("employees", json=body).status_code for _ in range(3)] == [429, 429, 429]
+    bamboohr_server.clear_faults()
+    assert client.post("employees", json=body).status_code == 201
 
 
 def test_throttle_window_tells_the_seconds_left(client: httpx.Client, bamboohr_server: BambooHRSandbox) -> None:
