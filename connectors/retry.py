@@ -24,12 +24,16 @@ class RetryPolicy:
     max_retry_after: float = 30.0  # a longer Retry-After fails at once with retry_after set
 
 
-# Errors raised before the remote system was asked: retrying here would only block a worker.
+# Errors raised before the remote system was asked (an open circuit, an unreachable Redis): retrying
+# here would only block a worker. The remote system's own "unavailable" (an HTTP 503, which carries
+# its status code) is an answer like any transient one, retried after its Retry-After or a backoff.
 _NEVER_RETRIED = {Category.UNAVAILABLE}
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
-    if not isinstance(exc, ConnectorError) or exc.permanent or exc.category in _NEVER_RETRIED:
+    if not isinstance(exc, ConnectorError) or exc.permanent:
+        return False
+    if exc.category in _NEVER_RETRIED and exc.status_code is None:
         return False
     if isinstance(exc, RateLimitExceeded):
         return False  # the limiter already waited up to its bound; past it the call fails

@@ -53,7 +53,7 @@ from connectors.http.bamboohr_shapes import (
     to_employee,
     to_time_off,
 )
-from connectors.http.base import HttpConnector, check_base_url
+from connectors.http.base import HttpConnector, check_base_url, parse_retry_after
 from connectors.policy import Target
 
 __all__ = ["DEFAULT_EMPLOYEE_FIELDS", "REPORT_FORMATS", "BambooHRConfig", "BambooHRConnector"]
@@ -137,15 +137,32 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
         return None
 
     def _classify(self, operation: str, response: httpx.Response, message: str) -> ConnectorError | None:
-        if response.status_code == 429 and operation == "create_employee":
-            # On add-employee 429 means the account's employee limit, not throttling: waiting won't help.
+        """BambooHR's 429 and 503, as its "Planned Changes to the API" page has them.
+
+        Since 16 September 2026 BambooHR throttles with 429, and every throttle answer carries
+        Retry-After: rate limited, transient, the wait honoured (the runtime pauses the integration's
+        shared limiter for it, and a throttled write is sent again: it was not processed). add-employee's older 429 "Limit Exceeded" comes without Retry-After: the
+        account's employee limit, which no wait fixes. 503 now only means "temporarily unavailable":
+        transient, its Retry-After honoured when sent.
+        """
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429 and "Retry-After" in response.headers:
             return ConnectorError(
-                message + " (the account's employee limit is reached)",
+                message, category=Category.RATE_LIMITED, permanent=False, retry_after=retry_after, status_code=429
+            )
+        if status == 429 and operation == "create_employee":
+            return ConnectorError(
+                message + " (the account's employee limit is reached; waiting will not help)",
                 category=Category.CONFLICT,
                 permanent=True,
                 status_code=429,
             )
-        return None
+        if status == 503:
+            return ConnectorError(
+                message, category=Category.UNAVAILABLE, permanent=False, retry_after=retry_after, status_code=503
+            )
+        return None  # e.g. a 429 without Retry-After on a read: throttling by the generic reading
 
     def _authenticate(self) -> None:
         self._probe()

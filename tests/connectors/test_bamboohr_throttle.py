@@ -1,6 +1,11 @@
-"""Throttling: BambooHR's 503 + Retry-After is obeyed by the caller that got it and, through the
-integration's shared rate limiter, by every other caller of the integration, so a throttled
-integration sends no burst of requests into the throttle window."""
+"""Throttling: BambooHR's 429 + Retry-After (since 16 September 2026; 503 before) is obeyed by the
+caller that got it and, through the integration's shared rate limiter, by every other caller of the
+integration, so a throttled integration sends no burst of requests into the throttle window.
+
+add-employee's other 429, "Limit Exceeded" without Retry-After (the account's employee limit), is
+permanent: waiting does not help, so it is not retried. 503 now only means "unavailable": transient,
+retried, its Retry-After honoured when sent (the sandbox's ``status=503`` switch throttles the old way).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 import redis
 
@@ -20,6 +26,7 @@ from connectors.retry import RetryPolicy
 from connectors.runtime import RateLimiter, Runtime
 from sandbox.bamboohr import BambooHRSandbox
 from tests.connectors.policies import LOOPBACK
+from tests.sandbox.bamboohr_fixtures import API_KEY
 
 Make = Callable[..., BambooHRConnector]
 # Fast enough not to be the bottleneck once the throttle lifts.
@@ -38,7 +45,7 @@ def test_waits_for_retry_after_then_succeeds(make_bamboohr: Make, bamboohr_serve
     assert make_bamboohr(runtime=_runtime("throttle-1")).get_employee(1)["id"] == "1"
     elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 1.8
-    assert bamboohr_server.stats()["by_status"] == {"200": 1, "503": 1}
+    assert bamboohr_server.stats()["by_status"] == {"200": 1, "429": 1}
 
 
 def test_retry_after_as_an_http_date(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:
@@ -64,11 +71,129 @@ def test_retry_after_beyond_the_clamp_fails_at_once(make_bamboohr: Make, bambooh
 
 
 def test_retries_are_bounded_while_throttled(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:
-    bamboohr_server.fail(503)  # 503 without Retry-After, forever: exponential backoff, then give up
+    bamboohr_server.fail(429)  # 429 without Retry-After, forever: exponential backoff, then give up
     with pytest.raises(ConnectorError) as info:
         make_bamboohr(runtime=_runtime("throttle-forever")).get_employee(1)
-    assert info.value.category == Category.RATE_LIMITED
+    assert info.value.category == Category.RATE_LIMITED and not info.value.permanent
     assert bamboohr_server.requests == 4  # one try and max_retries=3
+
+
+# --- add-employee: a throttle is retried, the employee limit is not ----------------------------------
+def _stats_over_http(server: BambooHRSandbox) -> dict[str, object]:
+    """What the sandbox counted, read as a test in another process would (its control API)."""
+    answer = httpx.get(f"{server.root_url}/__sandbox__/stats", auth=(server.api_key, "x"), timeout=5)
+    answer.raise_for_status()
+    stats: dict[str, object] = answer.json()
+    return stats
+
+
+def _named(server: BambooHRSandbox, first: str, last: str) -> list[int]:
+    return [
+        eid
+        for eid, record in server.company.employees.items()
+        if (record.get("firstName"), record.get("lastName")) == (first, last)
+    ]
+
+
+def test_throttled_create_employee_waits_then_creates_it_once(
+    make_bamboohr: Make, bamboohr_server: BambooHRSandbox
+) -> None:
+    bamboohr_server.throttle(retry_after=1, count=1)
+    started = time.monotonic()
+    new_id = make_bamboohr(runtime=_runtime("throttle-create")).create_employee(
+        {"firstName": "Throttled", "lastName": "Once"}
+    )
+    assert 1.0 <= time.monotonic() - started < 1.8  # BambooHR's Retry-After, not "employee limit reached"
+    assert _named(bamboohr_server, "Throttled", "Once") == [int(new_id)]
+    stats = _stats_over_http(bamboohr_server)
+    assert stats["by_status"] == {"201": 1, "429": 1} and stats["throttled"] == 1
+
+
+def test_employee_limit_429_is_permanent_and_sent_once(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:
+    bamboohr_server.hit_employee_limit()
+    before = len(bamboohr_server.company.employees)
+    started = time.monotonic()
+    with pytest.raises(ConnectorError) as info:
+        make_bamboohr(runtime=_runtime("employee-limit")).create_employee({"firstName": "One", "lastName": "Toomany"})
+    error = info.value
+    assert error.category == Category.CONFLICT and error.permanent and error.retry_after is None
+    assert "Limit Exceeded" in error.message and "employee limit" in error.message
+    assert time.monotonic() - started < 0.5
+    stats = _stats_over_http(bamboohr_server)
+    assert stats["requests"] == 1 and stats["by_status"] == {"429": 1} and stats["throttled"] == 0
+    assert len(bamboohr_server.company.employees) == before
+    # Reads are not refused by the employee limit.
+    assert make_bamboohr(runtime=_runtime("employee-limit")).get_employee(1)["id"] == "1"
+
+
+def test_employee_limit_is_told_apart_from_a_throttle_on_the_same_sandbox(make_bamboohr: Make) -> None:
+    """A full account (the sandbox's data limit, not an injected fault) behind a throttle: the
+    throttle is waited out, then the limit is reported, and nothing is sent a third time."""
+    with BambooHRSandbox(api_key=API_KEY, employees=5, employee_limit=5) as server:
+        server.throttle(retry_after=1, count=1)
+        with pytest.raises(ConnectorError) as info:
+            make_bamboohr(server, runtime=_runtime("full-and-throttled")).create_employee(
+                {"firstName": "Six", "lastName": "Toomany"}
+            )
+        assert info.value.category == Category.CONFLICT and info.value.permanent
+        assert _stats_over_http(server)["by_status"] == {"429": 2}
+        assert [r.status for r in server.request_log] == [429, 429] and len(server.company.employees) == 5
+
+
+# --- 503: "temporarily unavailable" (and the sandbox's switch back to the old 503 throttle) -----------
+def test_503_throttle_switch_is_unavailable_and_transient(
+    make_bamboohr: Make, bamboohr_server: BambooHRSandbox
+) -> None:
+    bamboohr_server.throttle(retry_after=1, count=1, status=503)
+    started = time.monotonic()
+    assert make_bamboohr(runtime=_runtime("throttle-503")).get_employee(1)["id"] == "1"
+    assert 1.0 <= time.monotonic() - started < 1.8  # its Retry-After honoured
+    assert bamboohr_server.stats()["by_status"] == {"200": 1, "503": 1}
+
+    bamboohr_server.throttle(retry_after=45, count=1, status=503)
+    with pytest.raises(ConnectorError) as info:
+        make_bamboohr(runtime=_runtime("throttle-503-long")).get_employee(1)
+    error = info.value
+    assert error.category == Category.UNAVAILABLE and not error.permanent and error.retry_after == 45
+    assert error.status_code == 503
+
+
+def test_503_without_retry_after_is_retried_with_backoff_then_given_up(
+    make_bamboohr: Make, bamboohr_server: BambooHRSandbox
+) -> None:
+    bamboohr_server.fail(503)
+    with pytest.raises(ConnectorError) as info:
+        make_bamboohr(runtime=_runtime("unavailable-forever")).get_employee(1)
+    assert info.value.category == Category.UNAVAILABLE and not info.value.permanent
+    assert bamboohr_server.requests == 4  # one try and max_retries=3
+
+
+def test_create_employee_through_the_503_switch_is_retried_and_created_once(
+    make_bamboohr: Make, bamboohr_server: BambooHRSandbox
+) -> None:
+    bamboohr_server.throttle(retry_after=1, count=1, status=503)
+    new_id = make_bamboohr(runtime=_runtime("throttle-503-create")).create_employee(
+        {"firstName": "Unavailable", "lastName": "Once"}
+    )
+    assert _named(bamboohr_server, "Unavailable", "Once") == [int(new_id)]
+    assert bamboohr_server.stats()["by_status"] == {"201": 1, "503": 1}
+
+
+# --- a 429 on a read holds back the integration's other callers --------------------------------------
+def test_a_429_on_a_read_makes_the_next_call_wait(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:
+    limiter = MemoryRateLimiter(RATE)
+    once = Runtime(key="read-429", limiter=limiter, retry=RetryPolicy(max_retries=0), policy=LOOPBACK)
+    bamboohr_server.throttle(retry_after=1, count=1)
+    with pytest.raises(ConnectorError) as info:
+        make_bamboohr(runtime=once).get_employee(1)  # no retry of its own: the error reaches the caller
+    assert info.value.category == Category.RATE_LIMITED and info.value.retry_after == 1
+    throttled_at = time.monotonic()
+
+    # Another caller of the same integration, with a sandbox that would answer at once.
+    assert make_bamboohr(runtime=_runtime("read-429", limiter)).get_employee(2)["id"] == "2"
+    assert time.monotonic() - throttled_at >= 0.95
+    first, second = bamboohr_server.request_log
+    assert (first.status, second.status) == (429, 200) and second.at - first.at >= 0.95
 
 
 @pytest.fixture
@@ -133,9 +258,9 @@ def test_parallel_callers_of_a_throttled_integration_wait_too(
     # ...and during it only the first caller's request reached BambooHR: the others waited at the
     # shared limiter instead of adding to the load (no amplification).
     during = [r for r in bamboohr_server.request_log if r.at < throttle_started + window]
-    assert [r.status for r in during] == [503]
+    assert [r.status for r in during] == [429]
     stats = bamboohr_server.stats()
-    assert stats["by_status"] == {"200": callers, "503": 1}
+    assert stats["by_status"] == {"200": callers, "429": 1}
 
 
 def test_without_a_shared_limiter_each_caller_hits_the_throttle(
@@ -150,4 +275,4 @@ def test_without_a_shared_limiter_each_caller_hits_the_throttle(
         time.sleep(0.1)
     for thread in threads:
         thread.join(timeout=10)
-    assert bamboohr_server.stats()["by_status"] == {"200": 3, "503": 3}
+    assert bamboohr_server.stats()["by_status"] == {"200": 3, "429": 3}

@@ -76,7 +76,7 @@ def test_check_base_url() -> None:
         (429, Category.RATE_LIMITED, False),
         (500, Category.UNKNOWN, False),
         (502, Category.UNKNOWN, False),
-        (503, Category.RATE_LIMITED, False),
+        (503, Category.UNAVAILABLE, False),  # BambooHR's throttle is 429 since 16 September 2026
         (504, Category.UNKNOWN, False),
     ],
 )
@@ -160,7 +160,7 @@ def test_create_after_a_timeout_is_not_repeated(make_bamboohr: Make, bamboohr_se
 
 
 def test_create_is_retried_after_a_throttle_answer(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:
-    bamboohr_server.fail(503, count=1)  # a throttled request was not processed: safe to send again
+    bamboohr_server.fail(503, count=1)  # a request refused as unavailable was not processed: safe to send again
     new_id = make_bamboohr().create_employee({"firstName": "Second", "lastName": "Try"})
     assert new_id.isdigit() and bamboohr_server.requests == 2
 

@@ -123,3 +123,15 @@ def test_a_refusal_by_our_own_limiter_is_not_retried() -> None:
         runtime.call("op", started_calls)  # retry_after (20 s) is within max_retry_after, still no sleep
     assert info.value.category == Category.RATE_LIMITED and 19 < (info.value.retry_after or 0) <= 20
     assert waits == [] and started_calls.calls == 0
+
+
+def test_our_own_unavailable_is_not_retried_but_a_providers_503_is() -> None:
+    runtime, waits = _runtime()
+    circuit_open = Flaky(ConnectorError("circuit open", category=Category.UNAVAILABLE, retry_after=20))
+    with pytest.raises(ConnectorError):
+        runtime.call("op", circuit_open)  # raised before the provider was asked: no worker sleeps on it
+    assert circuit_open.calls == 1 and waits == []
+
+    provider_503 = Flaky(ConnectorError("HTTP 503", category=Category.UNAVAILABLE, retry_after=4, status_code=503))
+    assert runtime.call("op", provider_503) == "ok"
+    assert provider_503.calls == 2 and waits == [4]
