@@ -29,7 +29,7 @@ from integrations.forms import (
     describe_kind,
     integration_form_class,
 )
-from integrations.models import EventType, Integration, IntegrationEvent
+from integrations.models import Integration, IntegrationEvent
 
 _MAIN_FIELDS = ["name", "auth_type", "enabled", "health_check_interval", "owner", "shared_with_groups"]
 _STATE_FIELDS = ["status", "last_error", "last_checked_at", "config_version", "created_at", "updated_at", "history"]
@@ -175,21 +175,11 @@ class IntegrationAdmin(admin.ModelAdmin):
         form.instance = obj
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        before = sorted(form.instance.shared_with_groups.values_list("name", flat=True)) if change else []
+        # Group sharing goes through the service (which records the change), not the form's save_m2m.
+        groups = form.cleaned_data.pop("shared_with_groups", None)
         super().save_related(request, form, formsets, change)
-        after = sorted(form.instance.shared_with_groups.values_list("name", flat=True))
-        if before != after:
-            # Group sharing is not a service-layer field; record it here so no admin change goes unrecorded.
-            services.record_event(
-                form.instance,
-                EventType.CONFIG_CHANGE,
-                actor=request.user.get_username(),
-                message="changed: shared_with_groups",
-                detail={
-                    "fields": ["shared_with_groups"],
-                    "changes": {"shared_with_groups": {"from": before, "to": after}},
-                },
-            )
+        if groups is not None:
+            services.set_sharing(form.instance, groups, actor=request.user)
 
     def delete_model(self, request: HttpRequest, obj: Integration) -> None:
         services.delete_integration(obj.pk, actor=request.user)

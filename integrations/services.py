@@ -13,7 +13,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -167,6 +168,52 @@ def _integration_id(integration: Integration | str) -> str:
     return integration if isinstance(integration, str) else integration.id
 
 
+def _event_row(
+    integration: Integration | str,
+    type: str,
+    *,
+    ok: bool | None = None,
+    latency_ms: float | None = None,
+    actor: str = "",
+    message: str = "",
+    detail: Mapping[str, Any] | None = None,
+    created_at: Any = None,
+) -> IntegrationEvent:
+    ref = _integration_id(integration)
+    if isinstance(integration, str):
+        linked = ref if Integration.objects.filter(pk=ref).exists() else None
+    else:
+        linked = ref
+    row = IntegrationEvent(
+        integration_id=linked,
+        integration_ref=ref,
+        type=type,
+        ok=ok,
+        latency_ms=None if latency_ms is None else round(latency_ms, 2),
+        actor=str(actor or "")[:150],
+        message=message,
+        detail=dict(detail or {}),
+    )
+    if created_at is not None:
+        row.created_at = created_at
+    return row
+
+
+def _payload(event: str, integration: Integration | str, **fields: Any) -> dict[str, Any]:
+    """A live event as the browsers receive it."""
+    payload: dict[str, Any] = {
+        "event": event,
+        "integration": _integration_id(integration),
+        "status": fields.pop("status", None if isinstance(integration, str) else integration.status),
+        "ok": fields.pop("ok", None),
+        "latency_ms": fields.pop("latency_ms", None),
+        "message": fields.pop("message", ""),
+        "at": timezone.now().isoformat(),
+    }
+    payload.update(fields)
+    return payload
+
+
 def record_event(
     integration: Integration | str,
     type: str,
@@ -178,42 +225,54 @@ def record_event(
     detail: Mapping[str, Any] | None = None,
 ) -> IntegrationEvent:
     """Store one event row. ``message`` and ``detail`` must already be free of secrets."""
-    ref = _integration_id(integration)
-    if isinstance(integration, str):
-        linked = ref if Integration.objects.filter(pk=ref).exists() else None
-    else:
-        linked = ref
-    return IntegrationEvent.objects.create(
-        integration_id=linked,
-        integration_ref=ref,
-        type=type,
-        ok=ok,
-        latency_ms=None if latency_ms is None else round(latency_ms, 2),
-        actor=str(actor or "")[:150],
-        message=message,
-        detail=dict(detail or {}),
-    )
+    row = _event_row(integration, type, ok=ok, latency_ms=latency_ms, actor=actor, message=message, detail=detail)
+    row.save(force_insert=True)
+    return row
 
 
 def push(event: str, integration: Integration | str, **fields: Any) -> None:
     """Publish a live event to every allowed WebSocket client, after the current transaction commits."""
-    payload: dict[str, Any] = {
-        "event": event,
-        "integration": _integration_id(integration),
-        "status": fields.pop("status", None if isinstance(integration, str) else integration.status),
-        "ok": fields.pop("ok", None),
-        "latency_ms": fields.pop("latency_ms", None),
-        "message": fields.pop("message", ""),
-        "at": timezone.now().isoformat(),
-    }
-    payload.update(fields)
+    payload = _payload(event, integration, **fields)
     transaction.on_commit(lambda: live_events.publish_event(payload))
 
 
-def set_status(integration: Integration, status: str, *, message: str = "", actor: str = "") -> None:
-    """Move to ``status``: an event and a push when it changed; last_error follows error states."""
+class EventBatch:
+    """Events and pushes of many integrations in one transaction (a batch of health checks): the rows
+    go in with one INSERT (``flush``) and the pushes in one channel-layer message after commit."""
+
+    def __init__(self) -> None:
+        self.at = timezone.now()
+        self.events: list[IntegrationEvent] = []
+        self.payloads: list[dict[str, Any]] = []
+
+    def record(self, integration: Integration, type: str, **fields: Any) -> None:
+        """Like ``record_event``, stored at ``flush``."""
+        self.events.append(_event_row(integration, type, created_at=self.at, **fields))
+
+    def push(self, event: str, integration: Integration, **fields: Any) -> None:
+        """Like ``push``, sent at ``flush`` (after commit) with the batch's other pushes."""
+        self.payloads.append(_payload(event, integration, **fields))
+
+    def flush(self) -> None:
+        """Inside the transaction: insert the events, and send the pushes once it commits."""
+        IntegrationEvent.objects.bulk_create(self.events)
+        payloads = self.payloads
+        transaction.on_commit(lambda: live_events.publish_events(payloads))
+
+
+def set_status(
+    integration: Integration,
+    status: str,
+    *,
+    message: str = "",
+    actor: str = "",
+    batch: EventBatch | None = None,
+    **columns: Any,
+) -> None:
+    """Move to ``status``: the row, and when the status changed an event and a push (into ``batch`` when
+    given). last_error follows error states; ``columns`` are other fields written in the same UPDATE."""
     previous = integration.status
-    changes: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
+    changes: dict[str, Any] = {"status": status, "updated_at": batch.at if batch else timezone.now(), **columns}
     if status in (Status.ERROR, Status.DEGRADED, Status.RECONNECT_REQUIRED):
         changes["last_error"] = message
     elif status == Status.CONNECTED:
@@ -223,15 +282,30 @@ def set_status(integration: Integration, status: str, *, message: str = "", acto
         setattr(integration, name, value)
     if previous == status:
         return
-    record_event(
-        integration,
-        EventType.STATUS_CHANGE,
-        ok=status == Status.CONNECTED,
-        actor=actor,
-        message=message or f"{previous} → {status}",
-        detail={"from": previous, "to": status},
-    )
-    push("status_change", integration, status=status, ok=status == Status.CONNECTED, message=message)
+    ok = status == Status.CONNECTED
+    event = {"ok": ok, "actor": actor, "message": message or f"{previous} → {status}"}
+    detail = {"from": previous, "to": status}
+    if batch is None:
+        record_event(integration, EventType.STATUS_CHANGE, detail=detail, **event)
+        push("status_change", integration, status=status, ok=ok, message=message)
+    else:
+        batch.record(integration, EventType.STATUS_CHANGE, detail=detail, **event)
+        batch.push("status_change", integration, status=status, ok=ok, message=message)
+
+
+def set_sharing(integration: Integration, groups: Iterable[Any], *, actor: Any) -> None:
+    """Share with exactly ``groups`` (admin, API); a change is recorded as a config_change event."""
+    before = sorted(integration.shared_with_groups.values_list("name", flat=True))
+    integration.shared_with_groups.set(groups)
+    after = sorted(integration.shared_with_groups.values_list("name", flat=True))
+    if before != after:
+        record_event(
+            integration,
+            EventType.CONFIG_CHANGE,
+            actor=_actor_name(actor),
+            message="changed: shared_with_groups",
+            detail={"fields": ["shared_with_groups"], "changes": {"shared_with_groups": {"from": before, "to": after}}},
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -724,18 +798,15 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
     rows = list(Integration.objects.filter(pk__in=integration_ids, enabled=True, status__in=CHECKED_STATUSES))
     if not rows:
         return outcome
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=min(probe_threads, len(rows)), thread_name_prefix="hub-probe") as pool:
         measured = dict(zip([r.id for r in rows], pool.map(_probe_and_measure, rows), strict=True))
     probes = {integration_id: result for integration_id, (result, _m) in measured.items()}
 
-    payloads: list[dict[str, Any]] = []
     with transaction.atomic():
-        now = timezone.now()
+        batch = EventBatch()
+        now = batch.at
         current = {r.id: r for r in Integration.objects.select_for_update().filter(pk__in=list(probes))}
-        events: list[IntegrationEvent] = []
-        changed: list[Integration] = []
+        failed_steady: list[Integration] = []  # status unchanged, counters changed
         steady_ok: list[str] = []  # healthy and unchanged: one UPDATE for all of them
         for integration_id, result in probes.items():
             row = current.get(integration_id)
@@ -744,56 +815,42 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
             message = "healthy" if result.ok else f"{result.category}: {result.message}"
             row.consecutive_failures = 0 if result.ok else row.consecutive_failures + 1
             row.consecutive_successes = row.consecutive_successes + 1 if result.ok else 0
-            previous = row.status
-            row.status = _next_status(
-                previous, result.ok, row.consecutive_failures, row.consecutive_successes, result.category
+            batch.record(
+                row,
+                EventType.HEALTH_CHECK,
+                ok=result.ok,
+                latency_ms=result.latency_ms,
+                message=message,
+                detail={
+                    "category": result.category,
+                    "consecutive_failures": row.consecutive_failures,
+                    "consecutive_successes": row.consecutive_successes,
+                },
             )
-            row.last_checked_at = now
-            if row.status != previous:
-                row.last_error = "" if row.status == Status.CONNECTED else message
-                row.updated_at = now
-            if result.ok and row.status == previous:
+            status = _next_status(
+                row.status, result.ok, row.consecutive_failures, row.consecutive_successes, result.category
+            )
+            if status != row.status:
+                set_status(
+                    row,
+                    status,
+                    message=message,
+                    batch=batch,
+                    consecutive_failures=row.consecutive_failures,
+                    consecutive_successes=row.consecutive_successes,
+                    last_checked_at=now,
+                )
+            elif result.ok:
                 steady_ok.append(row.id)
             else:
-                changed.append(row)
-            events.append(
-                IntegrationEvent(
-                    integration=row,
-                    integration_ref=row.id,
-                    type=EventType.HEALTH_CHECK,
-                    created_at=now,
-                    ok=result.ok,
-                    latency_ms=round(result.latency_ms, 2),
-                    message=message,
-                    detail={
-                        "category": result.category,
-                        "consecutive_failures": row.consecutive_failures,
-                        "consecutive_successes": row.consecutive_successes,
-                    },
-                )
-            )
-            if row.status != previous:
-                events.append(
-                    IntegrationEvent(
-                        integration=row,
-                        integration_ref=row.id,
-                        type=EventType.STATUS_CHANGE,
-                        created_at=now,
-                        ok=row.status == Status.CONNECTED,
-                        message=message,
-                        detail={"from": previous, "to": row.status},
-                    )
-                )
-                payloads.append(_payload("status_change", row, ok=row.status == Status.CONNECTED, message=message))
-            payloads.append(
-                _payload(
-                    "health_check",
-                    row,
-                    ok=result.ok,
-                    latency_ms=round(result.latency_ms, 2),
-                    message=message,
-                    metrics=measured[integration_id][1],
-                )
+                failed_steady.append(row)
+            batch.push(
+                "health_check",
+                row,
+                ok=result.ok,
+                latency_ms=round(result.latency_ms, 2),
+                message=message,
+                metrics=measured[integration_id][1],
             )
             outcome[integration_id] = result.as_dict() | {"status": row.status}
         # The rows are locked (select_for_update; SQLite's IMMEDIATE transaction), so F() + 1 here equals
@@ -801,30 +858,14 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
         Integration.objects.filter(pk__in=steady_ok).update(
             consecutive_failures=0, consecutive_successes=F("consecutive_successes") + 1, last_checked_at=now
         )
-        for row in changed:
+        for row in failed_steady:
             Integration.objects.filter(pk=row.pk).update(
                 consecutive_failures=row.consecutive_failures,
                 consecutive_successes=row.consecutive_successes,
-                status=row.status,
                 last_checked_at=now,
-                last_error=row.last_error,
-                updated_at=row.updated_at,
             )
-        IntegrationEvent.objects.bulk_create(events)
-        transaction.on_commit(lambda: live_events.publish_events(payloads))
+        batch.flush()
     return outcome
-
-
-def _payload(event: str, integration: Integration, **fields: Any) -> dict[str, Any]:
-    return {
-        "event": event,
-        "integration": integration.id,
-        "status": integration.status,
-        "ok": None,
-        "latency_ms": None,
-        "message": "",
-        "at": timezone.now().isoformat(),
-    } | fields
 
 
 def run_operation(integration_id: str, method: str, *args: Any, **kwargs: Any) -> Any:

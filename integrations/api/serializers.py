@@ -385,7 +385,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             except ConfigError as exc:
                 raise serializers.ValidationError(nested_errors(exc)) from None
             if groups:
-                integration.shared_with_groups.set(groups)
+                services.set_sharing(integration, groups, actor=user)
         return integration
 
     def update(self, instance: Integration, validated_data: dict[str, Any]) -> Integration:
@@ -399,7 +399,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             except ConfigError as exc:
                 raise serializers.ValidationError(nested_errors(exc)) from None
             if groups is not None:
-                integration.shared_with_groups.set(groups)
+                services.set_sharing(integration, groups, actor=user)
         return integration
 
 

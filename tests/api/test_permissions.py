@@ -167,6 +167,30 @@ def test_sharing_only_with_own_groups(people, client_for):
     assert client_for(people.member).get("/api/integrations/shared_db").status_code == 200
 
 
+def test_a_sharing_change_is_recorded_as_the_admin_records_it(people, client_for, shared):
+    """The API writes the same config_change event as the admin (tests/integrations/test_admin.py)."""
+    people.owner.groups.add(people.ops)
+    client = client_for(people.owner)
+    unchanged = client.patch(f"/api/integrations/{shared.id}", {"shared_with": ["ops"]}, format="json")
+    assert unchanged.status_code == 200, unchanged.content
+    assert not IntegrationEvent.objects.filter(integration_ref=shared.id, type="config_change").exists()
+
+    unshared = client.patch(f"/api/integrations/{shared.id}", {"shared_with": []}, format="json")
+    assert unshared.status_code == 200, unshared.content
+    events = client.get(f"/api/integrations/{shared.id}/events?type=config_change").json()["results"]
+    assert len(events) == 1
+    assert events[0]["message"] == "changed: shared_with_groups"
+    assert events[0]["actor"] == "alice"
+    assert events[0]["detail"]["changes"] == {"shared_with_groups": {"from": ["ops"], "to": []}}
+
+    created = client.post("/api/integrations", bamboo_body(id="ops_db", shared_with=["ops"]), format="json")
+    assert created.status_code == 201, created.content
+    sharing = IntegrationEvent.objects.filter(
+        integration_ref=created.json()["id"], type="config_change", message="changed: shared_with_groups"
+    ).get()
+    assert sharing.detail["changes"] == {"shared_with_groups": {"from": [], "to": ["ops"]}}
+
+
 def test_session_writes_need_the_csrf_token(people, shared):
     from rest_framework.test import APIClient
 
