@@ -52,7 +52,7 @@ def people(transactional_db, django_user_model, clean_redis, tmp_path):
         id="shared_db",
         name="Shared",
         kind="sqlite",
-        config={"path": str(tmp_path / "none.sqlite3")},
+        config={"path": str(tmp_path / "shared.sqlite3")},
         owner=owner,
     )
     shared.shared_with_groups.add(team)
@@ -61,7 +61,7 @@ def people(transactional_db, django_user_model, clean_redis, tmp_path):
         id="private_db",
         name="Private",
         kind="sqlite",
-        config={"path": str(tmp_path / "none.sqlite3")},
+        config={"path": str(tmp_path / "private.sqlite3")},  # one file per integration: the owner may change
         owner=owner,
     )
     return {"owner": owner, "teammate": teammate, "outsider": outsider, "staff": staff}
