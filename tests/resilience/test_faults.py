@@ -94,7 +94,8 @@ def test_sandbox_503_storm_then_slow_answers(hub: Hub, report: Report):
             hub.sandbox_control(sandbox=own, spec={"fail": {"status": 503, "count": None}})
             storm = time.monotonic()
             row = wait_status(api, "hr", "error", timeout=40)
-            assert row["last_error"].startswith("rate_limited:"), row  # BambooHR's 503 means "slow down"
+            # Since 16 September 2026 BambooHR's 503 means "temporarily unavailable" (it throttles with 429).
+            assert row["last_error"].startswith("unavailable:") and "HTTP 503" in row["last_error"], row
             # In error the hub stops bothering BambooHR: calls are refused at once, with a retry time.
             hub.sandbox_stats(reset=True, sandbox=own)
             quiet = time.monotonic()
