@@ -150,6 +150,12 @@ class IntegrationAdminForm(forms.ModelForm):
 
     # -- validation ----------------------------------------------------------------------------
 
+    def clean_id(self) -> Any:
+        value = self.cleaned_data.get("id")
+        if value in rules.RESERVED_IDS:
+            raise forms.ValidationError(rules.RESERVED_ID)
+        return value
+
     def clean_config(self) -> dict[str, Any]:
         value = self.cleaned_data.get("config")
         if value in (None, ""):

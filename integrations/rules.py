@@ -11,12 +11,21 @@ Files on the hub's machine (a kind whose config names a ``path``: SQLite):
 - a writable one (``read_only: false``) is created, repointed or switched to writable by staff only.
 Which folders are allowed at all, and the hub's own files, are the file policy's (connectors/).
 
+Ids: an integration you cannot see must look as if it did not exist, and ids are one namespace (the
+primary key). So only staff (who see everything) pick an exact id and hear "already exists". For anyone
+else the id they give (or one made from the name) is a prefix to which the hub adds ``_`` and six random
+letters or digits: the answer is the same whether someone else holds that prefix or not. ``new`` is never
+an id (``/integrations/new`` is the dashboard's wizard).
+
 The hub itself (a management command, which passes its name as the actor) counts as staff.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import string
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,3 +112,40 @@ def check_file(**kwargs: Any) -> None:
     errors = file_errors(**kwargs)
     if errors:
         raise ConfigError("refused: " + ", ".join(sorted(errors)), errors)
+
+
+RESERVED_IDS = frozenset({"new"})
+RESERVED_ID = "This id is reserved (the dashboard's /integrations/new); choose another."
+ID_TAKEN = "An integration with this id already exists."
+SUFFIX_LENGTH = 6
+MAX_ID_LENGTH = 63
+MAX_PREFIX_LENGTH = MAX_ID_LENGTH - 1 - SUFFIX_LENGTH
+PREFIX_TOO_LONG = (
+    f"At most {MAX_PREFIX_LENGTH} characters: the hub adds '_' and {SUFFIX_LENGTH} random letters or digits."
+)
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def id_from_name(name: str) -> str:
+    """A slug of ``name`` (lowercase letters, digits and underscores, starting with a letter)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = "_".join(part for part in "".join(c if c.isalnum() else " " for c in ascii_name).split())
+    slug = slug.lstrip("0123456789_")[:MAX_PREFIX_LENGTH].rstrip("_")
+    return slug if len(slug) >= 2 else "integration"
+
+
+def new_id(*, actor: Any, requested: str | None, name: str) -> str:
+    """The id a new integration gets (see the module's docstring). Raises ConfigError with an ``id`` error."""
+    if requested in RESERVED_IDS:
+        raise ConfigError(f"the id {requested!r} is reserved", {"id": [RESERVED_ID]})
+    if requested and is_trusted(actor):
+        if Integration.objects.filter(pk=requested).exists():
+            raise ConfigError(f"an integration with id {requested!r} already exists", {"id": [ID_TAKEN]})
+        return requested
+    if requested and len(requested) > MAX_PREFIX_LENGTH:
+        raise ConfigError("id too long for a suffix", {"id": [PREFIX_TOO_LONG]})
+    prefix = requested or id_from_name(name)
+    while True:  # 36**6 suffixes: a clash is rare, and retried where nobody sees it
+        candidate = f"{prefix}_{''.join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))}"
+        if not Integration.objects.filter(pk=candidate).exists():
+            return candidate

@@ -352,7 +352,7 @@ def _full_clean(integration: Integration, exclude: list[str] | None = None) -> N
 def create_integration(
     *,
     actor: Any,
-    id: str,
+    id: str | None = None,
     name: str,
     kind: str,
     auth_type: str = "none",
@@ -362,12 +362,17 @@ def create_integration(
     enabled: bool = True,
     health_check_interval: int = 60,
 ) -> Integration:
-    """Validate through the registry, store, record a config_change event. Raises ConfigError."""
+    """Validate through the registry, store, record a config_change event. Raises ConfigError.
+
+    ``id`` is exact for staff and the hub itself, a prefix for anyone else (``rules.new_id``); omitted, it
+    is made from the name. The stored row says which id it got.
+    """
     config = dict(config or {})
     clean_credentials = {k: v for k, v in dict(credentials or {}).items() if v not in (None, "")}
     _refuse_hub_managed(kind, auth_type, clean_credentials)
     _validate(kind, auth_type, config, clean_credentials)
     rules.check_file(actor=actor, kind=kind, config=config, owner_id=getattr(owner, "pk", None))
+    id = rules.new_id(actor=actor, requested=id, name=name)
     integration = Integration(
         id=id,
         name=name,
@@ -380,8 +385,6 @@ def create_integration(
         health_check_interval=health_check_interval,
     )
     _full_clean(integration)
-    if Integration.objects.filter(pk=id).exists():
-        raise ConfigError(f"an integration with id {id!r} already exists", {"id": ["already exists"]})
     integration.save(force_insert=True)
     record_event(
         integration,

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from connectors import registry
 from connectors.errors import ConnectorError
-from integrations import services
+from integrations import rules, services
 from integrations.api.permissions import can_manage
 from integrations.models import AuthType, Integration, IntegrationEvent, Status
 
@@ -191,6 +191,8 @@ def integration_new(request: HttpRequest) -> HttpResponse:
             "auth_type_labels": dict(AuthType.choices),
             # The OAuth start URL of an integration not created yet: the script swaps in the id.
             "oauth_start_template": _oauth_start("__id__"),
+            # Only staff choose exact ids; for others the hub adds a random suffix (integrations.rules).
+            "id_suffix": not rules.is_trusted(request.user),
         },
     )
 

@@ -17,11 +17,10 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.validators import UniqueValidator
 
 from connectors import registry
 from connectors.errors import ConfigError
-from integrations import services
+from integrations import rules, services
 from integrations.crypto import decrypt_any
 from integrations.models import AuthType, EventType, Integration, IntegrationEvent, slug_validator
 
@@ -193,11 +192,12 @@ class IntegrationSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:integration-detail", read_only=True)
     id = StrictCharField(
         max_length=63,
-        validators=[
-            slug_validator,
-            UniqueValidator(Integration.objects.all(), message="An integration with this id already exists."),
-        ],
-        help_text="Slug, chosen by the client: 2-63 lowercase letters, digits or underscores (e.g. bamboo_hr).",
+        required=False,
+        validators=[slug_validator],
+        help_text="Slug: 2-63 lowercase letters, digits or underscores (e.g. bamboo_hr); made from the name when "
+        "omitted. Staff get exactly this id (400 if taken). For anyone else it is a prefix (at most 56 characters) "
+        "to which the hub adds '_' and 6 random letters or digits, so that nobody learns which ids others hold; "
+        "the response carries the id. 'new' is reserved.",
     )
     kind = StrictChoiceField(
         choices=registry.choices(),
@@ -370,9 +370,30 @@ class IntegrationSerializer(serializers.ModelSerializer):
                 errors["auth_type"] = field_errors.pop("auth_type")
             if field_errors:
                 errors["credentials"] = field_errors
+        if instance is None or "config" in attrs or "owner" in attrs:
+            self._file_errors(errors, kind, config, attrs)
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+    def _file_errors(self, errors: dict[str, Any], kind: str, config: Any, attrs: dict[str, Any]) -> None:
+        """The lifecycle rules on files (services enforce them; asked here too so that one 400 names every
+        problem at once, next to the target policy's)."""
+        instance: Integration | None = self.instance
+        user = self.context["request"].user
+        owner = attrs["owner"] if "owner" in attrs else (instance.owner if instance is not None else user)
+        found = rules.file_errors(
+            actor=user,
+            kind=kind,
+            config=config if isinstance(config, Mapping) else None,
+            owner_id=getattr(owner, "pk", None),
+            integration_id=instance.pk if instance is not None else None,
+            before=instance.config if instance is not None else None,
+        )
+        for name, messages in found.items():
+            config_errors = errors.setdefault("config", {})
+            field = config_errors.setdefault(name.removeprefix("config."), [])
+            field.extend(m for m in messages if m not in field)
 
     # Writes go through the service layer (events, live pushes, connector invalidation) -----------------------
     def create(self, validated_data: dict[str, Any]) -> Integration:

@@ -12,6 +12,7 @@
   let kind = null;
   let draftId = null;
   let idEdited = false;
+  let idSuffix = false;  // true for non-staff: the hub adds a random suffix to the id
   let authLabels = {};
   let oauthTemplate = null;
 
@@ -47,16 +48,19 @@
     const nameInput = el("input", { id: domId("name"), name: "name", "data-path": "name", "data-type": "string",
       "data-required": "1", type: "text", maxlength: "200", autocomplete: "off" });
     row.appendChild(Form.finish(name, nameInput));
-    const id = Form.field("id", "Id", true, "Used in URLs and the API; cannot change later.");
+    const id = Form.field("id", "Id", true, idSuffix
+      ? "Used in URLs and the API; the hub adds “_” and 6 random characters (ids are shared by everyone, so "
+        + "yours never reveals anyone else's). Cannot change later."
+      : "Used in URLs and the API; cannot change later.");
     const idInput = el("input", { id: domId("id"), name: "id", "data-path": "id", "data-type": "string",
       "data-required": "1", type: "text", pattern: ID_PATTERN, "data-pattern-message": ID_MESSAGE,
-      maxlength: "63", autocomplete: "off", spellcheck: "false", class: "mono" });
+      maxlength: idSuffix ? "56" : "63", autocomplete: "off", spellcheck: "false", class: "mono" });
     row.appendChild(Form.finish(id, idInput));
     container.appendChild(row);
     nameInput.addEventListener("input", function () {
       if (idEdited || draftId) return;
       idInput.value = nameInput.value.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "_")
-        .replace(/^[^a-z]+/, "").replace(/_+$/, "").slice(0, 63);
+        .replace(/^[^a-z]+/, "").slice(0, idSuffix ? 56 : 63).replace(/_+$/, "");
     });
     idInput.addEventListener("input", function () { idEdited = true; });
 
@@ -161,8 +165,9 @@
     if (!draftId) {
       draftId = answer.data.id;
       const idInput = $(domId("id"));
+      idInput.value = draftId;  // with the hub's suffix, for non-staff
       idInput.readOnly = true;
-      $(idInput.id + "-help").textContent = "Saved: the id is fixed now.";
+      $(idInput.id + "-help").textContent = "Saved as " + draftId + ": the id is fixed now.";
     }
     return answer.data;
   }
@@ -261,6 +266,7 @@
     try {
       authLabels = JSON.parse($("auth-type-labels").textContent) || {};
       oauthTemplate = JSON.parse($("oauth-start-template").textContent);
+      idSuffix = JSON.parse($("id-suffix").textContent) === true;
     } catch (err) {
       authLabels = {};
     }

@@ -20,16 +20,16 @@ def test_create_then_read_back(alice, path):
     response = alice.post(path, bamboo_body(), format="json")
     assert response.status_code == 201, response.content
     created = response.json()
-    assert created["id"] == "hr_db"
+    assert re.fullmatch(r"hr_db_[a-z0-9]{6}", created["id"])  # not staff: the id given is a prefix
     assert created["kind"] == "bamboohr"
     assert created["auth_type"] == "api_key"  # the kind's first auth type when none is given
     assert created["status"] == "disconnected"
     assert created["config"] == {"subdomain": "acme"}
     assert created["secrets"] == {"api_key": True, "client_secret": False}
-    assert created["url"] == "http://testserver/api/integrations/hr_db"
-    assert alice.get("/api/integrations/hr_db").json() == created
+    assert created["url"] == f"http://testserver/api/integrations/{created['id']}"
+    assert alice.get(f"/api/integrations/{created['id']}").json() == created
     # The service layer wrote the history.
-    assert IntegrationEvent.objects.filter(integration_ref="hr_db", type="config_change").count() == 1
+    assert IntegrationEvent.objects.filter(integration_ref=created["id"], type="config_change").count() == 1
 
 
 def test_unknown_kind_is_a_clear_400(alice):
@@ -39,11 +39,58 @@ def test_unknown_kind_is_a_clear_400(alice):
     assert "salesforce" in message and "bamboohr" in message
 
 
-def test_duplicate_id_is_a_clear_400(alice):
-    assert alice.post("/api/integrations", bamboo_body(), format="json").status_code == 201
-    response = alice.post("/api/integrations", bamboo_body(name="Again"), format="json")
+def test_staff_choose_exact_ids_and_a_taken_one_is_a_clear_400(people, client_for):
+    staff = client_for(people.staff)
+    created = staff.post("/api/integrations", bamboo_body(), format="json")
+    assert created.status_code == 201 and created.json()["id"] == "hr_db"
+    response = staff.post("/api/integrations", bamboo_body(name="Again"), format="json")
     assert response.status_code == 400
     assert response.json() == {"id": ["An integration with this id already exists."]}
+
+
+def test_an_id_held_by_someone_else_cannot_be_told_from_a_free_one(people, client_for):
+    """Issue 14, item 7: "an integration you cannot see looks as if it did not exist" — creating one with
+    its id used to answer "already exists". For non-staff every id is a prefix: the same answer either way."""
+    bob = client_for(people.other)
+    taken = client_for(people.staff).post("/api/integrations", bamboo_body(id="secret_merger"), format="json")
+    assert taken.status_code == 201
+    answers = [
+        bob.post("/api/integrations", bamboo_body(id=prefix), format="json")
+        for prefix in ("secret_merger", "free_name")
+    ]
+    assert [a.status_code for a in answers] == [201, 201], [a.content for a in answers]
+    ids = [a.json()["id"] for a in answers]
+    assert re.fullmatch(r"secret_merger_[a-z0-9]{6}", ids[0]) and re.fullmatch(r"free_name_[a-z0-9]{6}", ids[1])
+    assert {k for k in answers[0].json()} == {k for k in answers[1].json()}
+    # The same prefix twice is two integrations, never "already exists".
+    again = bob.post("/api/integrations", bamboo_body(id="free_name"), format="json")
+    assert again.status_code == 201 and again.json()["id"] not in ids
+    assert Integration.objects.get(pk="secret_merger").owner == people.staff
+
+
+def test_without_an_id_one_is_made_from_the_name(alice):
+    body = bamboo_body(name="Ünïcode HR — Payroll!")
+    del body["id"]
+    response = alice.post("/api/integrations", body, format="json")
+    assert response.status_code == 201, response.content
+    assert re.fullmatch(r"unicode_hr_payroll_[a-z0-9]{6}", response.json()["id"])
+
+
+@pytest.mark.parametrize("role", ["owner", "staff"])
+def test_the_id_new_is_reserved(people, client_for, role):
+    response = client_for(getattr(people, role)).post("/api/integrations", bamboo_body(id="new"), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"id": ["This id is reserved (the dashboard's /integrations/new); choose another."]}
+    assert not Integration.objects.exists()
+
+
+def test_a_prefix_leaves_room_for_the_suffix(alice, people, client_for):
+    refused = alice.post("/api/integrations", bamboo_body(id="a" * 57), format="json")
+    assert refused.status_code == 400 and "At most 56 characters" in refused.json()["id"][0]
+    assert alice.post("/api/integrations", bamboo_body(id="a" * 56), format="json").status_code == 201
+    assert (
+        client_for(people.staff).post("/api/integrations", bamboo_body(id="b" * 63), format="json").status_code == 201
+    )
 
 
 def test_malformed_json_is_a_clear_400(alice):
@@ -52,7 +99,7 @@ def test_malformed_json_is_a_clear_400(alice):
     assert response.json()["detail"].startswith("JSON parse error")
 
 
-@pytest.mark.parametrize("missing", ["id", "name", "kind"])
+@pytest.mark.parametrize("missing", ["name", "kind"])
 def test_missing_field_is_named(alice, missing):
     body = bamboo_body()
     del body[missing]

@@ -108,13 +108,14 @@ def _create(client, id, config, api_key):
     }
     response = client.post("/api/integrations", body, format="json")
     assert response.status_code == 201, response.content
+    return response.json()["id"]  # the owner is not staff: the hub added a suffix to the id
 
 
 @pytest.mark.django_db(transaction=True)
 def test_wait_returns_the_failure_inline(people, client_for, worker):
     client = client_for(people.owner)
     port = free_port()  # nothing listens there
-    _create(
+    hr_down = _create(
         client,
         "hr_down",
         {
@@ -125,7 +126,7 @@ def test_wait_returns_the_failure_inline(people, client_for, worker):
         },
         "k" * 40,
     )
-    response = client.post("/api/integrations/hr_down/test?wait=30")
+    response = client.post(f"/api/integrations/{hr_down}/test?wait=30")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["state"] == "failed"
@@ -133,43 +134,43 @@ def test_wait_returns_the_failure_inline(people, client_for, worker):
     assert body["result"]["category"] == "network"
     assert "Location" not in response
     # A connect keeps retrying a network failure for longer than a client should wait: 202, to follow.
-    connect = client.post("/api/integrations/hr_down/connect?wait=1")
+    connect = client.post(f"/api/integrations/{hr_down}/connect?wait=1")
     assert connect.status_code == 202
     assert connect.json()["state"] in ("pending", "running")
     assert connect["Location"] == connect.json()["url"]
-    assert Integration.objects.get(pk="hr_down").status == "connecting"
+    assert Integration.objects.get(pk=hr_down).status == "connecting"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_test_with_latency_in_one_call_then_connect_metrics_and_delete(people, client_for, worker, bamboohr_sandbox):
     client = client_for(people.owner)
     config = {"subdomain": "acme", "base_url": bamboohr_sandbox.base_url, "allow_insecure_loopback": True}
-    _create(client, "hr", config, bamboohr_sandbox.api_key)
+    hr = _create(client, "hr", config, bamboohr_sandbox.api_key)
 
-    pending = client.post("/api/integrations/hr/test")  # no wait: 202, then follow it with a long poll
+    pending = client.post(f"/api/integrations/{hr}/test")  # no wait: 202, then follow it with a long poll
     assert pending.status_code == 202
     followed = client.get(pending["Location"].replace("http://testserver", "") + "?wait=30")
     assert followed.status_code == 200
     assert (followed.json()["state"], followed.json()["result"]["ok"]) == ("succeeded", True)
 
-    tested = client.post("/api/integrations/hr/test?wait=30")  # the seed's "test connection with latency"
+    tested = client.post(f"/api/integrations/{hr}/test?wait=30")  # the seed's "test connection with latency"
     assert tested.status_code == 200, tested.content
     assert tested.json()["state"] == "succeeded"
     assert tested.json()["result"]["ok"] is True
     assert tested.json()["result"]["latency_ms"] > 0
 
-    connected = client.post("/api/integrations/hr/connect?wait=30")
+    connected = client.post(f"/api/integrations/{hr}/connect?wait=30")
     assert connected.json()["state"] == "succeeded", connected.content
-    assert client.get("/api/integrations/hr").json()["status"] == "connected"
-    metrics = client.get("/api/integrations/hr/metrics").json()
+    assert client.get(f"/api/integrations/{hr}").json()["status"] == "connected"
+    metrics = client.get(f"/api/integrations/{hr}/metrics").json()
     assert metrics["total"] >= 1 and metrics["successful"] >= 1
 
-    disconnected = client.post("/api/integrations/hr/disconnect/?wait=30")
+    disconnected = client.post(f"/api/integrations/{hr}/disconnect/?wait=30")
     assert disconnected.json()["state"] == "succeeded", disconnected.content
-    assert client.get("/api/integrations/hr").json()["status"] == "disconnected"
+    assert client.get(f"/api/integrations/{hr}").json()["status"] == "disconnected"
 
-    assert client.delete("/api/integrations/hr").status_code == 204
-    history = set(IntegrationEvent.objects.filter(integration_ref="hr").values_list("type", flat=True))
+    assert client.delete(f"/api/integrations/{hr}").status_code == 204
+    history = set(IntegrationEvent.objects.filter(integration_ref=hr).values_list("type", flat=True))
     assert {"test", "connect", "disconnect", "config_change"} <= history
 
 

@@ -142,7 +142,7 @@ def test_any_user_may_create_and_becomes_owner(people, client_for):
     response = client_for(people.other).post("/api/integrations", body, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["owner"] == "bob"
-    assert Integration.objects.get(pk="bobs_db").owner == people.other
+    assert Integration.objects.get(pk=response.json()["id"]).owner == people.other
 
 
 def test_only_staff_may_assign_another_owner(people, client_for):
@@ -164,7 +164,7 @@ def test_sharing_only_with_own_groups(people, client_for):
     created = client_for(people.owner).post("/api/integrations", body, format="json")
     assert created.status_code == 201, created.content
     assert created.json()["shared_with"] == ["ops"]
-    assert client_for(people.member).get("/api/integrations/shared_db").status_code == 200
+    assert client_for(people.member).get(f"/api/integrations/{created.json()['id']}").status_code == 200
 
 
 def test_a_sharing_change_is_recorded_as_the_admin_records_it(people, client_for, shared):

@@ -12,12 +12,16 @@ SECRETS = (BAMBOO_API_KEY, OAUTH_CLIENT_SECRET, BAMBOO_API_KEY + "-rotated")
 
 @pytest.fixture
 def with_secrets(people, client_for):
-    """Two integrations created through the API with known secrets, one of them changed afterwards."""
+    """Two integrations created through the API with known secrets, one of them changed afterwards.
+
+    Staff create them for alice (only staff choose exact ids); alice changes one and reads them."""
     client = client_for(people.owner)
+    staff = client_for(people.staff)
     created = [
-        client.post(
+        staff.post(
             "/api/integrations",
             {
+                "owner": "alice",
                 "id": "bamboo",
                 "name": "Bamboo",
                 "kind": "bamboohr",
@@ -27,9 +31,10 @@ def with_secrets(people, client_for):
             },
             format="json",
         ),
-        client.post(
+        staff.post(
             "/api/integrations",
             {
+                "owner": "alice",
                 "id": "bamboo_oauth",
                 "name": "Bamboo (OAuth2)",
                 "kind": "bamboohr",

@@ -88,12 +88,14 @@ def _unchanged(integration_id: str, path: str) -> None:
 def test_the_attack_from_the_issue_is_refused(integrations: SimpleNamespace, files: SimpleNamespace) -> None:
     url = f"/api/integrations/{integrations.mine}"
     hub_database = str(settings.DATABASES["default"]["NAME"])
-    for target in (hub_database, files.bob):
+    for target in (hub_database, f"{hub_database}-wal", files.bob):
         response = integrations.alice.patch(url, {"config": {"path": target, "read_only": False}}, format="json")
         errors = _config_errors(response)
         assert errors["read_only"] == [rules.WRITABLE_FILE_STAFF_ONLY]
         if target == files.bob:
             assert errors["path"] == [rules.FILE_REFUSED]
+        else:  # the hub's own files: the file policy (connectors/policy.py) refuses them for everyone
+            assert errors["path"] and "refused" in errors["path"][0]
     _unchanged(integrations.mine, files.alice)
 
 

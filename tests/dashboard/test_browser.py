@@ -84,6 +84,25 @@ def test_wizard_shows_browser_and_server_errors_next_to_fields(ui: UI, operator:
     ui.assert_no_console_errors()
 
 
+def test_a_user_who_is_not_staff_gets_the_hubs_suffix_on_the_id(ui: UI, transactional_db: None) -> None:
+    """Issue 14, item 7: only staff choose exact ids; the wizard says so and shows the id the hub gave."""
+    get_user_model().objects.create_user("clerk", password=PASSWORD)
+    ui.login("clerk", PASSWORD)
+    open_bamboohr_form(ui)
+    page = ui.page
+    page.get_by_label("Name", exact=True).fill("Payroll HR")
+    id_input = page.get_by_label("Id", exact=True)
+    expect(id_input).to_have_value("payroll_hr")
+    expect(page.locator(f"#{id_input.get_attribute('id')}-help")).to_contain_text("6 random characters")
+    page.get_by_label("Subdomain").fill("acme")
+    page.get_by_label("API key").fill("a-key-that-is-never-shown")
+    page.get_by_role("button", name="Save and connect").click()
+    page.wait_for_url(re.compile(r".*/integrations/payroll_hr_[a-z0-9]{6}$"))
+    (saved,) = Integration.objects.all()
+    assert re.fullmatch(r"payroll_hr_[a-z0-9]{6}", saved.id) and saved.owner.username == "clerk"
+    ui.assert_no_console_errors()
+
+
 def test_add_test_watch_live_disconnect_and_delete(
     ui: UI, operator: Any, celery_worker_process: Any, celery_beat_process: Any, bamboohr_sandbox: Any
 ) -> None:

@@ -30,6 +30,11 @@ def users(db: Any) -> SimpleNamespace:
     )
 
 
+# Rows made as the hub makes them (seed_demo): with exactly these ids. A user who is not staff gets a
+# random suffix on the id (integrations.rules), which tests/api/test_integrations.py covers.
+SETUP = "test setup"
+
+
 def client_as(user: User) -> Client:
     client = Client()
     client.force_login(user)
@@ -38,7 +43,7 @@ def client_as(user: User) -> Client:
 
 def make_bamboohr(owner: User, id: str = "hr_main", name: str = "HR main", **fields: Any) -> Integration:
     return services.create_integration(
-        actor=owner,
+        actor=SETUP,
         id=id,
         name=name,
         kind="bamboohr",
@@ -150,7 +155,7 @@ def test_reconnect_button_when_reconnect_is_required(users: SimpleNamespace) -> 
 
 def test_oauth2_integration_links_to_the_provider(users: SimpleNamespace) -> None:
     services.create_integration(
-        actor=users.owner,
+        actor=SETUP,
         id="hr_oauth",
         name="HR OAuth",
         kind="bamboohr",
@@ -224,6 +229,13 @@ def test_wizard_lists_every_kind_without_javascript(users: SimpleNamespace) -> N
         assert f'href="?kind={kind}"' in page and label in page
     assert "<noscript>" in page and 'href="/admin/"' in page
     assert '"/oauth/__id__/start/"' in page  # the script's template for the provider button
+
+
+def test_wizard_tells_its_script_who_chooses_exact_ids(users: SimpleNamespace) -> None:
+    """Only staff choose exact ids; for others the hub adds a suffix, and the id field says so."""
+    suffix = '<script id="id-suffix" type="application/json">{}</script>'
+    assert suffix.format("true") in client_as(users.owner).get("/integrations/new").content.decode()
+    assert suffix.format("false") in client_as(users.staff).get("/integrations/new").content.decode()
 
 
 def test_list_queries_do_not_grow_with_the_rows(users: SimpleNamespace, django_assert_max_num_queries: Any) -> None:

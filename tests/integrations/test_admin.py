@@ -135,6 +135,16 @@ def test_duplicate_id_is_a_form_error_and_changes_nothing(admin_client: Client, 
     assert len(config_events("db_postgres")) == 1
 
 
+def test_the_id_new_is_a_form_error(admin_client: Client):
+    """/integrations/new is the dashboard's wizard: no integration may take that id."""
+    response = admin_client.post(ADD_URL + "?kind=postgresql", add_form(id="new"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["id"] == [
+        "This id is reserved (the dashboard's /integrations/new); choose another."
+    ]
+    assert not Integration.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [

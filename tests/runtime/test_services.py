@@ -65,7 +65,7 @@ def test_create_validates_through_the_registry_with_field_errors(bamboohr_server
     make_hr(bamboohr_server)
     with pytest.raises(ConfigError) as duplicate:
         make_hr(bamboohr_server)
-    assert duplicate.value.errors == {"id": ["already exists"]}
+    assert duplicate.value.errors == {"id": ["An integration with this id already exists."]}
     assert Integration.objects.count() == 1
 
 
