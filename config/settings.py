@@ -285,6 +285,8 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Task modules besides the autodiscovered integrations/tasks.py and integrations/tools/tasks.py.
+CELERY_IMPORTS = ["integrations.tools.invocation"]  # run_tool, next to the code it runs
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again ...
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ... including when its pool process is killed
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

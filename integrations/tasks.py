@@ -1,6 +1,8 @@
 """Celery tasks: thin adapters over services. They take integration ids only (never credentials),
 are acknowledged late (a task whose worker dies runs again), have time limits, are safe to run twice,
-and reschedule transient failures with the error's retry_after rather than sleeping a worker.
+and reschedule transient failures with the error's retry_after rather than sleeping a worker. What
+every task shares (late acknowledgement, a redelivered finished run returns its result, the soft time
+limit's timeout result) is in ``integrations.task_base.HubTask``.
 """
 
 from __future__ import annotations
@@ -10,28 +12,18 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.result import AsyncResult
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from integrations import services
 from integrations.models import EventType, Integration, IntegrationEvent, Status
+from integrations.task_base import hub_task
 
 log = logging.getLogger(__name__)
 
 MAX_COUNTDOWN_SECONDS = 300
-_COMMON: dict[str, Any] = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
-
-
-def _already_done(task: Any) -> dict[str, Any] | None:
-    """A message delivered again after the task finished (the worker died before the ack): reuse the result."""
-    if not task.request.delivery_info or not task.request.delivery_info.get("redelivered"):
-        return None
-    previous = AsyncResult(task.request.id, app=task.app)
-    return previous.result if previous.state == "SUCCESS" and isinstance(previous.result, dict) else None
 
 
 def _reschedule(task: Any, result: dict[str, Any]) -> None:
@@ -47,11 +39,8 @@ def _is_final(task: Any) -> bool:
     return bool(task.request.retries >= task.max_retries)
 
 
-@shared_task(name="integrations.connect", max_retries=4, soft_time_limit=60, time_limit=90, **_COMMON)
+@hub_task("integrations.connect", max_retries=4, soft_time_limit=60, time_limit=90)
 def connect_integration(self: Any, integration_id: str) -> dict[str, Any]:
-    done = _already_done(self)
-    if done is not None:
-        return done
     try:
         result = services.connect(integration_id, final=_is_final(self))
     except SoftTimeLimitExceeded:
@@ -63,54 +52,42 @@ def connect_integration(self: Any, integration_id: str) -> dict[str, Any]:
     return result
 
 
-@shared_task(name="integrations.disconnect", max_retries=0, soft_time_limit=30, time_limit=60, **_COMMON)
+@hub_task("integrations.disconnect", max_retries=0, soft_time_limit=30, time_limit=60)
 def disconnect_integration(self: Any, integration_id: str) -> dict[str, Any]:
     return services.disconnect(integration_id)
 
 
-@shared_task(name="integrations.test", max_retries=0, soft_time_limit=60, time_limit=90, **_COMMON)
+@hub_task("integrations.test", max_retries=0, soft_time_limit=60, time_limit=90)
 def test_integration(self: Any, integration_id: str) -> dict[str, Any]:
-    done = _already_done(self)
-    if done is not None:
-        return done
     return services.test(integration_id)
 
 
-@shared_task(
-    name="integrations.health_check",
+@hub_task(
+    "integrations.health_check",
     max_retries=0,
     soft_time_limit=30,
     time_limit=45,
+    timeout_message="health check took too long",
     ignore_result=True,
     # A check is only worth running near its schedule: a backlog of stale ones would be noise.
     expires=120,
-    **_COMMON,
 )
 def health_check_integration(self: Any, integration_id: str) -> dict[str, Any]:
-    done = _already_done(self)
-    if done is not None:
-        return done
-    try:
-        return services.health_check(integration_id)
-    except SoftTimeLimitExceeded:
-        return {"ok": False, "category": "timeout", "message": "health check took too long"}
+    return services.health_check(integration_id)
 
 
-@shared_task(
-    name="integrations.health_check_batch",
+@hub_task(
+    "integrations.health_check_batch",
     max_retries=0,
     soft_time_limit=60,
     time_limit=90,
+    timeout_message="health checks took too long",
     ignore_result=True,
     expires=120,
-    **_COMMON,
 )
 def health_check_batch(self: Any, integration_ids: list[str]) -> dict[str, Any]:
     """Several checks in one task (what the dispatcher sends); same outcome as one task per integration."""
-    try:
-        results = services.health_check_many(list(integration_ids))
-    except SoftTimeLimitExceeded:
-        return {"ok": False, "category": "timeout", "message": "health checks took too long"}
+    results = services.health_check_many(list(integration_ids))
     return {"checked": sum(1 for r in results.values() if not r.get("skipped"))}
 
 
@@ -131,14 +108,7 @@ def due_for_check(now: Any = None) -> list[tuple[str, Any]]:
     ]
 
 
-@shared_task(
-    name="integrations.dispatch_health_checks",
-    bind=True,
-    acks_late=False,
-    soft_time_limit=20,
-    time_limit=30,
-    expires=30,
-)
+@hub_task("integrations.dispatch_health_checks", acks_late=False, soft_time_limit=20, time_limit=30, expires=30)
 def dispatch_health_checks(self: Any) -> dict[str, Any]:
     """Beat calls this every few seconds: enqueue one check per due integration, once.
 
@@ -170,7 +140,7 @@ def dispatch_health_checks(self: Any) -> dict[str, Any]:
     return {"enqueued": len(claimed_ids)}
 
 
-@shared_task(name="integrations.prune_events", bind=True, soft_time_limit=300, time_limit=360)
+@hub_task("integrations.prune_events", soft_time_limit=300, time_limit=360)
 def prune_events(self: Any) -> dict[str, Any]:
     """Health-check events older than HEALTH_EVENT_RETENTION_DAYS go; config and status history stays."""
     cutoff = timezone.now() - timedelta(days=settings.HEALTH_EVENT_RETENTION_DAYS)
@@ -178,7 +148,7 @@ def prune_events(self: Any) -> dict[str, Any]:
     return {"deleted": deleted}
 
 
-@shared_task(name="integrations.release_stuck_connects", bind=True, soft_time_limit=30, time_limit=60)
+@hub_task("integrations.release_stuck_connects", soft_time_limit=30, time_limit=60)
 def release_stuck_connects(self: Any) -> dict[str, Any]:
     """A connect whose every delivery was lost (e.g. Redis wiped) must not stay `connecting` forever."""
     cutoff = timezone.now() - timedelta(seconds=settings.CONNECT_STUCK_SECONDS)

@@ -2,7 +2,7 @@
 
 ``invoke`` (web process, MCP server, Python callers) validates the arguments against the tool's
 schema, checks the caller's scope, refuses at once when the integration is unavailable, records a
-ToolCall, and dispatches the call to a Celery worker (``tasks.run_tool``), waiting for the envelope
+ToolCall, and dispatches the call to a Celery worker (``run_tool``, below), waiting for the envelope
 by default. ``execute`` (the worker) runs the implementation and completes the ToolCall.
 
 Every call answers with the envelope ``{"ok": true, "result": ...}`` or ``{"ok": false, "error":
@@ -26,6 +26,7 @@ from django.utils import timezone
 from connectors import registry
 from connectors.errors import ConnectorError
 from integrations.models import Integration, Status
+from integrations.task_base import hub_task
 from integrations.tools import catalog, conf
 from integrations.tools.context import ToolContext
 from integrations.tools.errors import ToolError
@@ -261,8 +262,6 @@ def invoke(
     if inline:
         return execute(call.pk, name, dict(arguments), may_write)
 
-    from integrations.tools.tasks import run_tool
-
     limit = conf.timeout_seconds()
     try:
         async_result = run_tool.apply_async(
@@ -325,6 +324,15 @@ def execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write
             log.exception("tool %s failed (call %s)", name, call_id)
             envelope = ToolError("unknown", f"internal error in {name} ({type(exc).__name__})").envelope()
     return _complete(call_id, envelope)
+
+
+# Acknowledged on receipt, unlike the hub's other tasks: a tool call is interactive, its caller
+# retries it (HRIS writes with the same idempotency key, which makes that safe), and a query that
+# killed its worker must not be handed to the next one. Registered with the worker through
+# CELERY_IMPORTS (config/settings.py); the time limits come with each call (``invoke``).
+@hub_task("integrations.tools.run", acks_late=False, reject_on_worker_lost=False, max_retries=0)
+def run_tool(self: Any, call_id: int, name: str, arguments: dict[str, Any], may_write: bool) -> dict[str, Any]:
+    return execute(call_id, name, arguments, may_write)
 
 
 def call_local(name: str, **arguments: Any) -> dict[str, Any]:
