@@ -17,9 +17,9 @@ from connectors.auth.oauth2 import (
     authorization_request,
     exchange_code,
     fetch_client_credentials,
-    preset_config,
     refresh_token,
 )
+from connectors.auth.presets import preset_config
 from connectors.errors import ConnectorError
 from tests.connectors.policies import LOOPBACK
 from tests.oauth.authserver import clients
