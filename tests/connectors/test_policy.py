@@ -344,7 +344,7 @@ def test_sqlite_files_are_refused_with_one_message_whether_or_not_they_exist(fol
         str(folders["allowed"] / "hub.sqlite3"),  # the hub's own database, inside an allowed folder
         str(folders["allowed"] / "hub.sqlite3-wal"),
         str(folders["allowed"] / "hub.sqlite3-journal"),
-        str(folders["allowed"] / ".." / "outside" / "secret.sqlite3"),
+        os.path.join(folders["allowed"], os.pardir, "outside", "secret.sqlite3"),  # climbs out of the folder
         "relative/nowhere.sqlite3",
         "bad\x00path",
     ]
