@@ -42,6 +42,10 @@ def test_a_get_of_test_starts_nothing(alice, shared):
     assert IntegrationEvent.objects.count() == before
     shared.refresh_from_db()
     assert (shared.status, shared.last_checked_at) == ("disconnected", None)
+    # The OpenAPI schema says the same: every route that starts work offers POST only.
+    paths = alice.get("/api/schema/?format=json").json()["paths"]
+    for action in ("connect", "disconnect", "test"):
+        assert set(paths[f"/api/integrations/{{id}}/{action}/"]) == {"post"}, action
 
 
 def test_connect_marks_connecting_and_records_who_asked(alice, shared):
