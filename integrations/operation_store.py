@@ -1,12 +1,16 @@
 """Operation records (keyed by Celery task id) in Redis: what was asked, on which integration, by whom,
-and an error when the task could not even be enqueued. The task's own state is in the result backend.
+and an error when the task could not even be enqueued. The task's own state is in the result backend,
+read through the current Celery app (this module never imports config.celery).
 """
 
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import redis
+from celery import current_app
+from celery.result import AsyncResult
 from django.conf import settings
 
 from connectors.errors import Category, ConnectorError
@@ -47,9 +51,14 @@ def fail_operation(operation_id: str, message: str) -> None:
 
 def operation_record(operation_id: str) -> dict[str, str] | None:
     try:
-        raw = redis_client().hgetall(_op_key(operation_id))
+        raw = cast(dict[bytes, bytes], redis_client().hgetall(_op_key(operation_id)))
     except redis.RedisError:
         raise _unavailable() from None
     if not raw:
         return None
     return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def task_result(operation_id: str) -> AsyncResult:
+    """The operation's task as the result backend has it (state, and result or exception)."""
+    return AsyncResult(operation_id, app=current_app)

@@ -564,10 +564,6 @@ _STATES = {
 
 def operation_status(operation_id: str) -> dict[str, Any]:
     """{"id", "state", "result", "operation", "integration"}. Raises OperationNotFound for unknown ids."""
-    from celery.result import AsyncResult
-
-    from config.celery import app
-
     record = operation_store.operation_record(operation_id)
     if record is None:
         raise OperationNotFound(operation_id)
@@ -581,7 +577,7 @@ def operation_status(operation_id: str) -> dict[str, Any]:
     if record.get("error"):
         status.update(state="failed", result={"ok": False, "message": record["error"]})
         return status
-    result = AsyncResult(operation_id, app=app)
+    result = operation_store.task_result(operation_id)
     state = _STATES.get(result.state, "running")
     if state == "succeeded":
         value = result.result if isinstance(result.result, dict) else {"ok": True}
