@@ -10,3 +10,7 @@ class IntegrationsConfig(AppConfig):
         from integrations import worker_signals  # imports models through services: only once apps are ready
 
         worker_signals.connect()
+
+        from integrations import stored_secrets  # finds its models through the app registry
+
+        stored_secrets.connect()
