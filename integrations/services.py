@@ -168,37 +168,6 @@ def _integration_id(integration: Integration | str) -> str:
     return integration if isinstance(integration, str) else integration.id
 
 
-def _event_row(
-    integration: Integration | str,
-    type: str,
-    *,
-    ok: bool | None = None,
-    latency_ms: float | None = None,
-    actor: str = "",
-    message: str = "",
-    detail: Mapping[str, Any] | None = None,
-    created_at: Any = None,
-) -> IntegrationEvent:
-    ref = _integration_id(integration)
-    if isinstance(integration, str):
-        linked = ref if Integration.objects.filter(pk=ref).exists() else None
-    else:
-        linked = ref
-    row = IntegrationEvent(
-        integration_id=linked,
-        integration_ref=ref,
-        type=type,
-        ok=ok,
-        latency_ms=None if latency_ms is None else round(latency_ms, 2),
-        actor=str(actor or "")[:150],
-        message=message,
-        detail=dict(detail or {}),
-    )
-    if created_at is not None:
-        row.created_at = created_at
-    return row
-
-
 def _payload(event: str, integration: Integration | str, **fields: Any) -> dict[str, Any]:
     """A live event as the browsers receive it."""
     payload: dict[str, Any] = {
@@ -214,6 +183,22 @@ def _payload(event: str, integration: Integration | str, **fields: Any) -> dict[
     return payload
 
 
+class EventBatch:
+    """Events and pushes of many integrations in one transaction (a batch of health checks): given to
+    ``record_event``, ``push`` and ``set_status``, it inserts the rows with one statement and sends the
+    pushes in one channel-layer message after commit (``flush``, inside the transaction)."""
+
+    def __init__(self) -> None:
+        self.at = timezone.now()
+        self.events: list[IntegrationEvent] = []
+        self.payloads: list[dict[str, Any]] = []
+
+    def flush(self) -> None:
+        IntegrationEvent.objects.bulk_create(self.events)
+        payloads = self.payloads
+        transaction.on_commit(lambda: live_events.publish_events(payloads))
+
+
 def record_event(
     integration: Integration | str,
     type: str,
@@ -223,41 +208,41 @@ def record_event(
     actor: str = "",
     message: str = "",
     detail: Mapping[str, Any] | None = None,
+    batch: EventBatch | None = None,
 ) -> IntegrationEvent:
-    """Store one event row. ``message`` and ``detail`` must already be free of secrets."""
-    row = _event_row(integration, type, ok=ok, latency_ms=latency_ms, actor=actor, message=message, detail=detail)
-    row.save(force_insert=True)
+    """Store one event row (at ``batch``'s flush when given). ``message`` and ``detail`` must already be
+    free of secrets."""
+    ref = _integration_id(integration)
+    if isinstance(integration, str):
+        linked = ref if Integration.objects.filter(pk=ref).exists() else None
+    else:
+        linked = ref
+    row = IntegrationEvent(
+        integration_id=linked,
+        integration_ref=ref,
+        type=type,
+        ok=ok,
+        latency_ms=None if latency_ms is None else round(latency_ms, 2),
+        actor=str(actor or "")[:150],
+        message=message,
+        detail=dict(detail or {}),
+    )
+    if batch is None:
+        row.save(force_insert=True)
+    else:
+        row.created_at = batch.at
+        batch.events.append(row)
     return row
 
 
-def push(event: str, integration: Integration | str, **fields: Any) -> None:
-    """Publish a live event to every allowed WebSocket client, after the current transaction commits."""
+def push(event: str, integration: Integration | str, *, batch: EventBatch | None = None, **fields: Any) -> None:
+    """Publish a live event to every allowed WebSocket client, after the current transaction commits
+    (with ``batch``'s other pushes, in one message, when given)."""
     payload = _payload(event, integration, **fields)
-    transaction.on_commit(lambda: live_events.publish_event(payload))
-
-
-class EventBatch:
-    """Events and pushes of many integrations in one transaction (a batch of health checks): the rows
-    go in with one INSERT (``flush``) and the pushes in one channel-layer message after commit."""
-
-    def __init__(self) -> None:
-        self.at = timezone.now()
-        self.events: list[IntegrationEvent] = []
-        self.payloads: list[dict[str, Any]] = []
-
-    def record(self, integration: Integration, type: str, **fields: Any) -> None:
-        """Like ``record_event``, stored at ``flush``."""
-        self.events.append(_event_row(integration, type, created_at=self.at, **fields))
-
-    def push(self, event: str, integration: Integration, **fields: Any) -> None:
-        """Like ``push``, sent at ``flush`` (after commit) with the batch's other pushes."""
-        self.payloads.append(_payload(event, integration, **fields))
-
-    def flush(self) -> None:
-        """Inside the transaction: insert the events, and send the pushes once it commits."""
-        IntegrationEvent.objects.bulk_create(self.events)
-        payloads = self.payloads
-        transaction.on_commit(lambda: live_events.publish_events(payloads))
+    if batch is None:
+        transaction.on_commit(lambda: live_events.publish_event(payload))
+    else:
+        batch.payloads.append(payload)
 
 
 def set_status(
@@ -282,15 +267,16 @@ def set_status(
         setattr(integration, name, value)
     if previous == status:
         return
-    ok = status == Status.CONNECTED
-    event = {"ok": ok, "actor": actor, "message": message or f"{previous} → {status}"}
-    detail = {"from": previous, "to": status}
-    if batch is None:
-        record_event(integration, EventType.STATUS_CHANGE, detail=detail, **event)
-        push("status_change", integration, status=status, ok=ok, message=message)
-    else:
-        batch.record(integration, EventType.STATUS_CHANGE, detail=detail, **event)
-        batch.push("status_change", integration, status=status, ok=ok, message=message)
+    record_event(
+        integration,
+        EventType.STATUS_CHANGE,
+        ok=status == Status.CONNECTED,
+        actor=actor,
+        message=message or f"{previous} → {status}",
+        detail={"from": previous, "to": status},
+        batch=batch,
+    )
+    push("status_change", integration, status=status, ok=status == Status.CONNECTED, message=message, batch=batch)
 
 
 def set_sharing(integration: Integration, groups: Iterable[Any], *, actor: Any) -> None:
@@ -814,7 +800,7 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
             message = "healthy" if result.ok else f"{result.category}: {result.message}"
             row.consecutive_failures = 0 if result.ok else row.consecutive_failures + 1
             row.consecutive_successes = row.consecutive_successes + 1 if result.ok else 0
-            batch.record(
+            record_event(
                 row,
                 EventType.HEALTH_CHECK,
                 ok=result.ok,
@@ -825,6 +811,7 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
                     "consecutive_failures": row.consecutive_failures,
                     "consecutive_successes": row.consecutive_successes,
                 },
+                batch=batch,
             )
             status = _next_status(
                 row.status, result.ok, row.consecutive_failures, row.consecutive_successes, result.category
@@ -843,13 +830,14 @@ def health_check_many(integration_ids: list[str], *, probe_threads: int = 8) -> 
                 steady_ok.append(row.id)
             else:
                 failed_steady.append(row)
-            batch.push(
+            push(
                 "health_check",
                 row,
                 ok=result.ok,
                 latency_ms=round(result.latency_ms, 2),
                 message=message,
                 metrics=measured[integration_id][1],
+                batch=batch,
             )
             outcome[integration_id] = result.as_dict() | {"status": row.status}
         # The rows are locked (select_for_update; SQLite's IMMEDIATE transaction), so F() + 1 here equals
