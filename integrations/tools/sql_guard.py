@@ -23,6 +23,7 @@ from typing import Literal
 
 import sqlparse
 from sqlparse import tokens as T
+from sqlparse.exceptions import SQLParseError
 
 MAX_SQL_LENGTH = 100_000
 
@@ -128,7 +129,11 @@ class CheckedStatement:
 
 
 def _verb(sql: str) -> str:
-    statements = [s for s in sqlparse.parse(sql) if s.token_first(skip_cm=True, skip_ws=True) is not None]
+    try:
+        parsed = sqlparse.parse(sql)
+    except SQLParseError as exc:  # sqlparse's own limits (tokens, nesting) against crafted input
+        raise SQLRefused(f"the query is too complex to check ({exc}); split it or pass values as parameters") from None
+    statements = [s for s in parsed if s.token_first(skip_cm=True, skip_ws=True) is not None]
     if len(statements) != 1:
         raise SQLRefused("send exactly one SQL statement")
     for token in statements[0].flatten():
