@@ -157,6 +157,9 @@ class SandboxApp:
                 return json_response(self.faults.describe())
             if route == "/__sandbox__/stats" and request.method == "GET":
                 return json_response(self.traffic.stats())
+            if route == "/__sandbox__/requests" and request.method == "GET":
+                # What each API request asked for (method, path, query, body), oldest first.
+                return json_response([entry.as_dict() for entry in self.traffic.logged()])
             if route == "/__sandbox__/stats" and request.method == "DELETE":
                 self.traffic.reset()
                 return json_response(self.traffic.stats())

@@ -214,7 +214,16 @@ class Traffic:
     def add(self, request: Request, response: Response) -> None:
         with self.lock:
             self.total += 1
-            self.log.append(Logged(time.monotonic(), request.method, request.path, response.status))
+            self.log.append(
+                Logged(
+                    time.monotonic(),
+                    request.method,
+                    request.path,
+                    response.status,
+                    request.query_string,
+                    request.body,
+                )
+            )
             self.by_status[response.status] += 1
             if self.record:
                 self.exchanges.append(

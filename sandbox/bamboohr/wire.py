@@ -57,6 +57,18 @@ class Logged:
     method: str
     path: str
     status: int
+    query: str = ""  # the query string as received (e.g. get-employee's fields=)
+    body: bytes = b""  # the request body (e.g. a custom report's field list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What was asked, for the control API (no headers: they carry the credentials)."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "body": self.body.decode("utf-8", "replace"),
+            "status": self.status,
+        }
 
 
 class Fail(Exception):
