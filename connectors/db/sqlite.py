@@ -10,13 +10,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from connectors.db.base import DatabaseConnector, DatabaseOptions, QueryResult
 from connectors.db.params import Dialect
 from connectors.db.queuepool import QueuePoolMixin
+from connectors.db.sqlite_authorizer import ColumnAuthorizer, normalise
 from connectors.errors import Category, ConnectorError
 from connectors.policy import Target
 
@@ -24,6 +25,18 @@ from connectors.policy import Target
 class SQLiteConfig(DatabaseOptions):
     path: str = Field(..., min_length=1, max_length=4096, description="Path of the database file on the worker.")
     pool_size: int = Field(5, ge=1, le=100, description="Pooled connections per worker process.")
+    allowed_columns: dict[str, list[str] | Literal["*"]] | None = Field(
+        None,
+        description='Table -> columns (or "*") that statements may read, enforced by SQLite\'s authorizer '
+        "through views, CTEs, aliases and SELECT * (connectors.db.sqlite_authorizer). None: no limit.",
+    )
+
+    @field_validator("allowed_columns")
+    @classmethod
+    def _allow_list(cls, value: Any) -> Any:
+        if value is not None:
+            normalise(value)  # a ValueError names the bad entry
+        return value
 
 
 # Primary result codes (https://sqlite.org/rescode.html) -> category.
@@ -45,6 +58,10 @@ _CODES: dict[int, tuple[Category, str]] = {
 }
 _UNIQUE = {1555, 2067}  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 _TRANSIENT = {5, 6}
+
+
+class _Connection(sqlite3.Connection):
+    authorizer: ColumnAuthorizer | None = None
 
 
 class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
@@ -79,7 +96,11 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
             timeout=self.config.connect_timeout,  # how long to wait for another writer's lock
             isolation_level=None,  # autocommit: every statement is its own transaction
             check_same_thread=False,  # the pool hands a connection to one thread at a time
+            factory=_Connection,
         )
+        if self.config.allowed_columns is not None:
+            connection.authorizer = ColumnAuthorizer(self.config.allowed_columns)
+            connection.set_authorizer(connection.authorizer)
         if self.config.read_only:
             connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         return connection
@@ -93,11 +114,16 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
         self.server_version = sqlite3.sqlite_version
         self._start_pool(self._new_connection, self.config)
 
-    def _with_deadline(self, connection: sqlite3.Connection, run: Any) -> Any:
+    def _with_deadline(self, connection: _Connection, run: Any) -> Any:
         deadline = time.monotonic() + self.config.statement_timeout_seconds
         connection.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
         try:
             return run()
+        except sqlite3.DatabaseError:
+            refusal = connection.authorizer.take(self.label) if connection.authorizer else None
+            if refusal is not None:
+                raise refusal from None
+            raise
         finally:
             connection.set_progress_handler(None, 0)
 
@@ -136,6 +162,8 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
         return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower()
 
     def _map_error(self, exc: BaseException) -> ConnectorError | None:
+        if isinstance(exc, ConnectorError):
+            return exc  # the allow-list's refusal, already in words
         if (pool_error := self._map_pool_error(exc, self.config)) is not None:
             return pool_error
         if not isinstance(exc, sqlite3.Error):
