@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "accounts",
     "integrations",
+    "integrations.tools",  # the agent tools (label "tools"): tokens, the audit trail of calls, write intents
 ]
 
 MIDDLEWARE = [

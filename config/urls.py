@@ -1,12 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.monitoring_views import healthz_view, metrics_view
 
 urlpatterns = [
+    # The agent tools' admin pages moved with their app (label "tools"): links to the old ones still land.
+    re_path(
+        r"^admin/integrations/(?P<page>(?:agenttoken|toolcall|writeintent)/.*)$",
+        RedirectView.as_view(url="/admin/tools/%(page)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz_view, name="healthz"),

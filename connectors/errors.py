@@ -19,15 +19,17 @@ class Category(StrEnum):
     UNKNOWN = "unknown"
 
 
-# Categories that no retry can fix unless told otherwise.
-_PERMANENT_BY_DEFAULT = {
-    Category.AUTH,
-    Category.PERMISSION,
-    Category.CONFIG,
-    Category.NOT_FOUND,
-    Category.CONFLICT,
-    Category.INVALID,
-}
+# Categories that no retry can fix unless told otherwise (the agent tools' errors use the same set).
+PERMANENT_CATEGORIES = frozenset(
+    {
+        Category.AUTH,
+        Category.PERMISSION,
+        Category.CONFIG,
+        Category.NOT_FOUND,
+        Category.CONFLICT,
+        Category.INVALID,
+    }
+)
 
 
 class ConnectorError(Exception):
@@ -50,7 +52,7 @@ class ConnectorError(Exception):
         super().__init__(message)
         self.message = message
         self.category = Category(category)
-        self.permanent = self.category in _PERMANENT_BY_DEFAULT if permanent is None else permanent
+        self.permanent = self.category in PERMANENT_CATEGORIES if permanent is None else permanent
         self.retry_after = retry_after
         self.status_code = status_code
 

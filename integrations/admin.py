@@ -235,7 +235,3 @@ class IntegrationEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-# Admin classes of other parts of the app, registered when this module is imported.
-import integrations.tools.admin  # noqa: E402,F401

@@ -131,6 +131,3 @@ class IntegrationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration_ref} {self.type} at {self.created_at:%Y-%m-%d %H:%M:%S}"
-
-
-from integrations.tools.models import AgentToken, ToolCall, WriteIntent  # noqa: E402,F401

@@ -29,14 +29,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from connectors.errors import ConnectorError
+from connectors.errors import PERMANENT_CATEGORIES, Category, ConnectorError
 from integrations.tools import conf
 from integrations.tools.errors import ToolError
 from integrations.tools.models import IntentState, WriteIntent
 
 # Failures that prove the request was not applied: the HR system (or our own limiter/circuit,
 # before sending) refused it. Anything else (timeout, network, unknown) leaves the write uncertain.
-_NOT_WRITTEN = {"invalid", "permission", "not_found", "conflict", "config", "auth", "unavailable", "rate_limited"}
+_NOT_WRITTEN = PERMANENT_CATEGORIES | {Category.UNAVAILABLE, Category.RATE_LIMITED}
 
 
 def canonical(value: Any) -> str:
@@ -146,7 +146,7 @@ def _perform(intent: WriteIntent, perform: Callable[[dict[str, Any]], dict[str, 
     try:
         result = perform(dict(intent.context or {}))
     except (ToolError, ConnectorError) as exc:
-        category = exc.category if isinstance(exc, ToolError) else exc.category.value
+        category = exc.category
         if category in _NOT_WRITTEN:
             _finish(intent, IntentState.FAILED, {"error": category})
             raise

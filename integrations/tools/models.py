@@ -1,6 +1,6 @@
-"""Agent tokens, the audit trail of tool calls, and write intents (idempotency).
+"""Agent tokens, the audit trail of tool calls, and write intents (idempotency): the ``tools`` app.
 
-Imported at the end of ``integrations/models.py`` so these belong to the ``integrations`` app.
+The tables keep the names they had when these models belonged to the ``integrations`` app.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class AgentToken(models.Model):
     objects = AgentTokenQuerySet.as_manager()
 
     class Meta:
+        db_table = "integrations_agenttoken"  # and its scope, integrations_agenttoken_integrations
         ordering = ["name", "id"]
 
     def __str__(self) -> str:
@@ -146,6 +147,7 @@ class ToolCall(models.Model):
     truncated = models.BooleanField(default=False)
 
     class Meta:
+        db_table = "integrations_toolcall"
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["integration_ref", "-created_at"])]
 
@@ -203,6 +205,7 @@ class WriteIntent(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "integrations_writeintent"
         constraints = [models.UniqueConstraint(fields=["integration_ref", "key"], name="tools_unique_write_intent")]
 
     def __str__(self) -> str:

@@ -264,9 +264,9 @@ def test_no_secret_anywhere(
         "/admin/",
         "/admin/integrations/integration/",
         "/admin/integrations/integrationevent/",
-        "/admin/integrations/toolcall/",
-        "/admin/integrations/agenttoken/",
-        "/admin/integrations/writeintent/",
+        "/admin/tools/toolcall/",
+        "/admin/tools/agenttoken/",
+        "/admin/tools/writeintent/",
         "/api/health",
         "/api/integrations",
         "/api/tools/calls/?limit=500",
@@ -283,13 +283,11 @@ def test_no_secret_anywhere(
         assert response.status_code in (200, 503), (path, response.status_code)
         pages[path] = response.text
     for call in ToolCall.objects.all()[:200]:
-        pages[f"/admin/integrations/toolcall/{call.pk}/change/"] = browser.get(
-            f"/admin/integrations/toolcall/{call.pk}/change/"
-        ).text
+        pages[f"/admin/tools/toolcall/{call.pk}/change/"] = browser.get(f"/admin/tools/toolcall/{call.pk}/change/").text
         pages[f"/api/tools/calls/{call.pk}"] = browser.get(f"/api/tools/calls/{call.pk}").text
     for intent in WriteIntent.objects.all()[:50]:
-        pages[f"/admin/integrations/writeintent/{intent.pk}/change/"] = browser.get(
-            f"/admin/integrations/writeintent/{intent.pk}/change/"
+        pages[f"/admin/tools/writeintent/{intent.pk}/change/"] = browser.get(
+            f"/admin/tools/writeintent/{intent.pk}/change/"
         ).text
     ws.mark()
     ws.close()

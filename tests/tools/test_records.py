@@ -47,7 +47,7 @@ def test_admin_shows_a_new_token_once_and_the_call_trail(client, hr_sandbox, mak
     admin = get_user_model().objects.create_superuser("tools-admin", password="pw-tools-admin-1")
     client.force_login(admin)
     response = client.post(
-        "/admin/integrations/agenttoken/add/",
+        "/admin/tools/agenttoken/add/",
         {"name": "from-admin", "access": "read", "integrations": [hr.id]},
         follow=True,
     )
@@ -56,15 +56,21 @@ def test_admin_shows_a_new_token_once_and_the_call_trail(client, hr_sandbox, mak
     assert shown, "the new token is shown once"
     token = AgentToken.objects.get(name="from-admin")
     assert token.token_hash == hash_token(shown.group(0)) and token.created_by == admin
-    page = client.get(f"/admin/integrations/agenttoken/{token.pk}/change/").content.decode()
+    page = client.get(f"/admin/tools/agenttoken/{token.pk}/change/").content.decode()
     assert shown.group(0) not in page
 
     tools.query_hris(hr.id, "employees", limit=1)
-    trail = client.get("/admin/integrations/toolcall/").content.decode()
+    trail = client.get("/admin/tools/toolcall/").content.decode()
     assert "query_hris" in trail and hr.id in trail
     call = ToolCall.objects.get(integration_ref=hr.id)
-    assert client.get(f"/admin/integrations/toolcall/{call.pk}/change/").status_code == 200
-    assert client.get("/admin/integrations/writeintent/").status_code == 200
+    assert client.get(f"/admin/tools/toolcall/{call.pk}/change/").status_code == 200
+    assert client.get("/admin/tools/writeintent/").status_code == 200
+
+    # The pages moved with the tools' own app (label "tools"); a link to the old place still lands.
+    old = client.get(f"/admin/integrations/toolcall/{call.pk}/change/?_changelist_filters=tool%3Dquery_hris")
+    assert old.status_code == 301
+    assert old["Location"] == f"/admin/tools/toolcall/{call.pk}/change/?_changelist_filters=tool%3Dquery_hris"
+    assert client.get("/admin/integrations/integration/").status_code == 200  # the integrations' own pages stay
 
 
 def test_prune_closes_lost_calls_and_forgets_old_records():
