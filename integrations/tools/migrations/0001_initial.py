@@ -7,11 +7,13 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 MODELS = ["agenttoken", "toolcall", "writeintent"]
 
 
-def _relabel(apps, schema_editor, old: str, new: str) -> None:
+def _relabel(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor, old: str, new: str) -> None:
     """Give the models' content types (made by post_migrate under the old label) the new label. One
     that already exists under the new label is left alone (remove_stale_contenttypes cleans up)."""
     ContentType = apps.get_model("contenttypes", "ContentType")
@@ -21,11 +23,11 @@ def _relabel(apps, schema_editor, old: str, new: str) -> None:
             types.filter(app_label=old, model=model).update(app_label=new)
 
 
-def content_types_to_tools(apps, schema_editor) -> None:
+def content_types_to_tools(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     _relabel(apps, schema_editor, "integrations", "tools")
 
 
-def content_types_to_integrations(apps, schema_editor) -> None:
+def content_types_to_integrations(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     _relabel(apps, schema_editor, "tools", "integrations")
 
 
