@@ -237,6 +237,19 @@ class DatabaseContract:
         assert self._count(spec, table) == 1
         assert db.query(f"SELECT qty FROM {quoted}") == [{"qty": 1}]
 
+    def test_a_bypass_as_the_first_statement_of_a_new_connection_writes_nothing(
+        self, make: Make, spec: EngineSpec, table: str
+    ) -> None:
+        # Issue 26: a new connection must be read-only before its first statement, not only after the
+        # first query ended (MariaDB: START TRANSACTION READ ONLY at connect, not just the session default).
+        spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('keep', 1)")
+        for sql in (*spec.read_only_bypasses, "DELETE FROM {table}"):
+            db = make(pool_size=1)  # a new connector: a new pool, a new connection, nothing run on it yet
+            error = self._error(lambda d=db, s=sql: d.query(s.format(table=d.quote(table))))
+            assert error.category == Category.PERMISSION, (sql, error)
+            assert self._count(spec, table) == 1, sql
+            assert spec.admin(f"SELECT qty FROM {spec.quote(table)}") == [(1,)], sql
+
     def test_a_query_cannot_switch_the_session_to_read_write(self, make: Make, spec: EngineSpec, table: str) -> None:
         spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('keep', 1)")
         db = make(pool_size=1)  # every call below runs on the same pooled connection, or its replacement

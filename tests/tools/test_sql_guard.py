@@ -62,6 +62,8 @@ def test_blank_text_says_empty() -> None:
 def test_only_semicolons_or_comments_hold_no_statement() -> None:
     assert refusal(";") == "send exactly one SQL statement"
     assert refusal("-- nothing here") == "send exactly one SQL statement"
+    assert refusal("/* nothing */ /* here */") == "send exactly one SQL statement"
+    assert kind_of("/* nothing */\n/* here */") == "read"
 
 
 def test_a_statement_that_is_only_punctuation_is_empty() -> None:
@@ -122,6 +124,11 @@ def test_reads_pass_with_their_verb(sql: str, verb: str) -> None:
 def test_writes_are_refused_on_a_read_only_integration(verb: str) -> None:
     word = verb.split()[0]
     assert refusal(verb) == f"{word} is not allowed: this integration is read-only (query_database runs one SELECT)"
+
+
+def test_read_only_is_the_default() -> None:
+    with pytest.raises(SQLRefused, match="this integration is read-only"):
+        check("DELETE FROM t")
 
 
 @pytest.mark.parametrize(
@@ -234,6 +241,10 @@ def test_other_pragmas_are_refused(sql: str) -> None:
         ("REPLACE INTO t VALUES (1)", "write"),
         ("DROP TABLE t", "read"),  # not a write verb: check() refuses it; kind_of only classifies
         ("SELECT 1; DELETE FROM t", "read"),  # two statements: not classified as one write
+        ("DELETE FROM t; X", "read"),  # a trailing word is a second statement too
+        ("DELETE FROM t;;", "write"),  # trailing ';'s only end the one statement
+        ("DELETE FROM t; ;", "write"),
+        ("DELETE FROM t; -- done", "write"),  # a trailing comment does not hide the write
         ("", "read"),
     ],
 )
