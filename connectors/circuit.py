@@ -94,6 +94,13 @@ class MemoryCircuitBreaker:
                 return "closed"
             return "open" if self._clock() < circuit.open_until else "half_open"
 
+    def retry_after(self, key: str) -> float | None:
+        """Seconds the circuit stays open (None: closed, or the cool-down is over). Changes nothing."""
+        with self._lock:
+            circuit = self._circuits.get(key)
+            wait = circuit.open_until - self._clock() if circuit is not None and circuit.open_until else 0.0
+        return wait if wait > 0 else None
+
 
 # KEYS[1]: the circuit hash. ARGV: probe timeout (s).
 # Returns {code, seconds as a string, failures}: 0 closed, 1 open, 2 this caller got the probe,
@@ -233,6 +240,19 @@ class RedisCircuitBreaker:
             return "closed"
         now_s, now_us = self.client.time()
         return "open" if now_s + now_us / 1e6 < open_until else "half_open"
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds the circuit stays open, as Redis has it now (None: closed, or the cool-down is over).
+
+        Read-only (no probe is taken): for a caller that refuses early, before a worker is bothered.
+        Raises ``redis.RedisError`` when Redis is unreachable.
+        """
+        open_until = float(self.client.hget(self.circuit_key(key), "open_until") or 0)
+        if not open_until:
+            return None
+        now_s, now_us = self.client.time()
+        wait = open_until - (now_s + now_us / 1e6)
+        return wait if wait > 0 else None
 
     def reset(self, key: str) -> None:
         self.client.delete(self.circuit_key(key))

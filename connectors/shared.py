@@ -62,9 +62,10 @@ def metrics_snapshot(key: str, *, redis_url: str | None, prefix: str = "hub") ->
     return metrics_for(redis_url, prefix=prefix).snapshot(key)
 
 
-def _circuit(
-    redis_url: str | None, prefix: str, threshold: int, cooldown: float
+def circuit_for(
+    redis_url: str | None, prefix: str = "hub", threshold: int = 5, cooldown: float = 30.0
 ) -> MemoryCircuitBreaker | RedisCircuitBreaker:
+    """The breaker the runtimes of ``redis_url`` share (in-memory, this process's, without a URL)."""
     with _lock:
         if not redis_url:
             memory = _memory_circuits.get((threshold, cooldown))
@@ -106,7 +107,7 @@ def make_runtime(
     return Runtime(
         key=key,
         limiter=_limiter(redis_url, prefix, rate_limit),
-        circuit=_circuit(redis_url, prefix, circuit_threshold, circuit_cooldown),
+        circuit=circuit_for(redis_url, prefix, circuit_threshold, circuit_cooldown),
         metrics=metrics_for(redis_url, prefix=prefix),
         retry=retry or RetryPolicy(),
         token_provider=token_provider,

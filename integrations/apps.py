@@ -14,3 +14,7 @@ class IntegrationsConfig(AppConfig):
         from integrations import stored_secrets  # finds its models through the app registry
 
         stored_secrets.connect()
+
+        # The hub's tasks registered with Celery in every process (web too, not only workers, where
+        # autodiscovery would find them): the services send them by name (services.OPERATION_TASKS).
+        from integrations import tasks  # noqa: F401

@@ -17,7 +17,7 @@ from django.conf import settings
 from connectors.base import BaseConfig
 from connectors.retry import RetryPolicy
 from connectors.runtime import Runtime, TokenProvider
-from connectors.shared import forget
+from connectors.shared import circuit_for, forget
 from connectors.shared import make_runtime as connectors_runtime
 from connectors.shared import metrics_snapshot as connectors_snapshot
 from integrations.redis_clients import redis_client
@@ -131,6 +131,21 @@ def latency_histograms(integration_ids: list[str]) -> list[dict[str, str]]:
     for integration_id in integration_ids:
         pipe.hgetall(_histogram_key(integration_id))
     return [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
+
+
+def circuit_wait(integration_id: str) -> float | None:
+    """Seconds the integration's shared circuit stays open (None: closed, or nothing shared to read)."""
+    if not settings.REDIS_URL:
+        return None  # each process has its own breaker: the worker's decides
+    breaker = circuit_for(
+        settings.REDIS_URL,
+        threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+        cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS),
+    )
+    try:
+        return breaker.retry_after(integration_id)
+    except (redis.RedisError, ValueError):  # Redis down: the worker's own circuit check decides
+        return None
 
 
 def metrics_snapshot(integration_id: str) -> dict[str, Any]:

@@ -186,7 +186,7 @@ class IntegrationAdminForm(forms.ModelForm):
                 self._check_rules(kind, cleaned)
         auth_type = cleaned.get("auth_type") or self.instance.auth_type
         if auth_type and "auth_type" not in self.errors:
-            merged = {**self.stored_credentials(), **self.credential_changes()}
+            merged, _changed = services.merge_credentials(self.stored_credentials(), self.credential_changes())
             # Only the fields this form edits: values the hub stores itself (OAuth tokens) are not the admin's.
             editable = {spec["name"] for spec in self.credential_specs()}
             merged = {k: v for k, v in merged.items() if v is not None and k in editable}

@@ -1,16 +1,5 @@
-"""OAuth2 authorization-code routes, included under ``oauth/`` by config/urls.py.
+"""Where config/urls.py found the OAuth2 routes before they moved to ``integrations.oauth.urls``."""
 
-One fixed callback URL (providers require the registered redirect URI to match exactly); the state
-says which integration an answer belongs to.
-"""
+from integrations.oauth.urls import app_name, urlpatterns
 
-from django.urls import path
-
-from integrations import oauth
-
-app_name = "oauth"
-
-urlpatterns = [
-    path("<slug:integration_id>/start/", oauth.start, name="start"),
-    path("callback/", oauth.callback, name="callback"),
-]
+__all__ = ["app_name", "urlpatterns"]

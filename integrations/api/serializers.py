@@ -21,104 +21,21 @@ from rest_framework import serializers
 from connectors import registry
 from connectors.errors import ConfigError
 from integrations import rules, services
+from integrations.api.fields import (
+    SECRETS_SCHEMA,
+    ConfigField,
+    CredentialsField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    StrictSlugRelatedField,
+)
 from integrations.crypto import decrypt_any
-from integrations.models import AuthType, EventType, Integration, IntegrationEvent, slug_validator
+from integrations.models import AuthType, Integration, slug_validator
 
 # Scheduled checks more than a week apart are a mistake, and an unbounded integer would overflow the column.
 MAX_HEALTH_CHECK_INTERVAL = 7 * 24 * 3600
-
-SECRETS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": {"type": "boolean"},
-    "description": "Which credential fields are stored (true) or not (false). Values are never returned.",
-    "example": {"password": True, "api_key": False},
-}
-CREDENTIALS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": {"type": "string", "nullable": True},
-    "description": "Write-only. Keys omitted on update keep their stored value; a key set to null clears it. "
-    "Fields per kind: GET /api/connector-types.",
-    "example": {"username": "hub", "password": "<secret>"},
-}
-CONFIG_SCHEMA = {
-    "type": "object",
-    "additionalProperties": True,
-    "description": "Non-secret settings, validated against the kind's config_schema (GET /api/connector-types).",
-    "example": {"host": "db.example.com", "port": 5432, "database": "hr"},
-}
-
-
-def _contains_nul(value: Any) -> bool:
-    """PostgreSQL's jsonb refuses U+0000; catch it here as a 400 instead of a database error.
-
-    Walked with a stack, not recursion: a config nested a few hundred levels deep must not exhaust
-    Python's recursion limit (that was a 500).
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-# DRF coerces JSON types (123 -> "123", 1 -> True, "60" -> 60). A client that sends the wrong type has
-# a bug worth hearing about, so these fields take only the JSON type the schema documents.
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictChoiceField(serializers.ChoiceField):
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str):
-            self.fail("invalid_choice", input=data)
-        return super().to_internal_value(data)
-
-
-class StrictSlugRelatedField(serializers.SlugRelatedField):
-    """A name (string) of an existing row; NUL would reach PostgreSQL as a query error, so it is refused here."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str) or "\x00" in data:
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-@extend_schema_field(CONFIG_SCHEMA)
-class ConfigField(serializers.DictField):
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        value = super().to_internal_value(data)
-        if _contains_nul(value):
-            raise serializers.ValidationError("Null characters are not allowed.")
-        return value
-
-
-@extend_schema_field(CREDENTIALS_SCHEMA)
-class CredentialsField(serializers.DictField):
-    child = StrictCharField(allow_null=True, allow_blank=True, trim_whitespace=False)
 
 
 def _iso(value: Any, tz: Any) -> str | None:
@@ -343,19 +260,14 @@ class IntegrationSerializer(serializers.ModelSerializer):
             kind = instance.kind
             auth_type = attrs.get("auth_type", instance.auth_type)
             config = attrs.get("config", instance.config)
-            credentials = dict(instance.credentials or {})
+            stored = instance.credentials
         else:
             kind = attrs["kind"]
             auth_type = attrs.get("auth_type") or registry.get(kind).auth_types[0]
             attrs["auth_type"] = auth_type
             config = attrs.get("config", {})
-            credentials = {}
-        # The same merge the service applies: absent keeps, null (or "") clears.
-        for name, value in (attrs.get("credentials") or {}).items():
-            if value in (None, ""):
-                credentials.pop(name, None)
-            else:
-                credentials[name] = value
+            stored = None
+        credentials, _changed = services.merge_credentials(stored, attrs.get("credentials"))
 
         errors: dict[str, Any] = {}
         try:
@@ -422,75 +334,6 @@ class IntegrationSerializer(serializers.ModelSerializer):
             if groups is not None:
                 services.set_sharing(integration, groups, actor=user)
         return integration
-
-
-class EventSerializer(serializers.ModelSerializer):
-    type = serializers.ChoiceField(choices=EventType.choices)
-
-    class Meta:
-        model = IntegrationEvent
-        fields = ["id", "integration_ref", "type", "created_at", "ok", "latency_ms", "actor", "message", "detail"]
-        read_only_fields = fields
-
-
-class OperationSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    operation = serializers.ChoiceField(choices=["connect", "disconnect", "test"], allow_null=True)
-    integration = serializers.CharField(allow_null=True, help_text="The integration's id.")
-    state = serializers.ChoiceField(choices=["pending", "running", "succeeded", "failed"])
-    result = serializers.JSONField(allow_null=True, help_text="What the worker reported, once finished.")
-    url = serializers.URLField(help_text="Where to follow the operation (also sent as the Location header).")
-
-
-class CredentialFieldSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    label = serializers.CharField()
-    secret = serializers.BooleanField()
-    required_for = serializers.ListField(child=serializers.CharField())
-    help = serializers.CharField(allow_blank=True)
-
-
-class ConnectorTypeSerializer(serializers.Serializer):
-    kind = serializers.CharField()
-    label = serializers.CharField()
-    family = serializers.CharField()
-    auth_types = serializers.ListField(child=serializers.CharField())
-    config_schema = serializers.JSONField(help_text="JSON Schema of the kind's config.")
-    credential_fields = CredentialFieldSerializer(many=True)
-
-
-class MetricsSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    successful = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    success_rate = serializers.FloatField(allow_null=True)
-    avg_latency_ms = serializers.FloatField(allow_null=True)
-    p95_latency_ms = serializers.FloatField(allow_null=True)
-    uptime_seconds = serializers.FloatField(allow_null=True)
-    last_error = serializers.CharField(allow_null=True, allow_blank=True)
-
-
-class HealthIntegrationSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
-    kind = serializers.CharField()
-    status = serializers.CharField()
-    enabled = serializers.BooleanField()
-    last_checked_at = serializers.DateTimeField(allow_null=True)
-    last_error = serializers.CharField(allow_blank=True)
-    stale = serializers.BooleanField(
-        help_text="Watched, but its last check is older than three intervals: checks are not running (beat or workers)."
-    )
-
-
-class HealthSerializer(serializers.Serializer):
-    """``services.health_summary`` over the integrations visible to the caller."""
-
-    overall = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy", "empty"])
-    total = serializers.IntegerField()
-    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Integrations per status.")
-    stale = serializers.IntegerField(help_text="How many integrations are stale (see integrations[].stale).")
-    integrations = HealthIntegrationSerializer(many=True)
 
 
 class IntegrationUpdateSerializer(IntegrationSerializer):

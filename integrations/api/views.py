@@ -30,16 +30,14 @@ from integrations import services
 from integrations.api.filters import EventFilter, IntegrationFilter
 from integrations.api.parsers import JSONParser
 from integrations.api.permissions import IntegrationPermission
-from integrations.api.serializers import (
-    CREDENTIALS_TOKEN,
+from integrations.api.responses import (
     ConnectorTypeSerializer,
     EventSerializer,
     HealthSerializer,
-    IntegrationSerializer,
-    IntegrationUpdateSerializer,
     MetricsSerializer,
     OperationSerializer,
 )
+from integrations.api.serializers import CREDENTIALS_TOKEN, IntegrationSerializer, IntegrationUpdateSerializer
 from integrations.models import Integration, IntegrationEvent
 
 MAX_WAIT_SECONDS = 30.0

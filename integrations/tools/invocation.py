@@ -11,7 +11,6 @@ Every call answers with the envelope ``{"ok": true, "result": ...}`` or ``{"ok":
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
@@ -20,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from connectors import registry
 from connectors.errors import ConnectorError
-from integrations.models import Integration, Status
+from integrations import services
+from integrations.models import Integration
 from integrations.task_base import hub_task
 from integrations.tools import catalog, conf
 from integrations.tools.context import ToolContext
@@ -106,50 +105,11 @@ def mask(value: Any, key: str = "") -> Any:
     return value
 
 
-def _circuit_wait(integration_id: str) -> float | None:
-    """Seconds the integration's shared circuit stays open (None: closed or unknown)."""
-    redis_url = getattr(settings, "REDIS_URL", None)
-    if not redis_url:
-        return None
-    try:
-        from connectors.circuit import RedisCircuitBreaker
-        from connectors.shared import redis_client
-
-        client = redis_client(redis_url)
-        open_until = client.hget(RedisCircuitBreaker(client).circuit_key(integration_id), "open_until")
-        if not open_until or not float(open_until):
-            return None
-        seconds, micros = client.time()
-        wait = float(open_until) - (seconds + micros / 1e6)
-        return wait if wait > 0 else None
-    except Exception:  # Redis down: the worker's own circuit check decides
-        return None
-
-
 def check_available(integration: Integration) -> None:
     """Refuse with a structured "unavailable, retry after" before a worker is bothered."""
-    if not integration.enabled:
-        raise ToolError("unavailable", f"integration {integration.id!r} is disabled")
-    if integration.status == Status.ERROR:
-        retry_after = float(integration.health_check_interval)
-        if integration.last_checked_at is not None:
-            next_check = integration.last_checked_at + dt.timedelta(seconds=integration.health_check_interval)
-            retry_after = max(1.0, (next_check - timezone.now()).total_seconds())
-        reason = f": {integration.last_error}" if integration.last_error else ""
-        raise ToolError("unavailable", f"integration {integration.id!r} is in error{reason}", retry_after=retry_after)
-    if integration.status == Status.RECONNECT_REQUIRED:
-        raise ToolError("unavailable", f"integration {integration.id!r} must be reconnected by an operator")
-    if integration.status == Status.DISCONNECTED:
-        raise ToolError("unavailable", f"integration {integration.id!r} is not connected; an operator must connect it")
-    if integration.status == Status.CONNECTING:
-        raise ToolError("unavailable", f"integration {integration.id!r} is connecting", retry_after=5.0)
-    wait = _circuit_wait(integration.id)
-    if wait is not None:
-        raise ToolError(
-            "unavailable",
-            f"integration {integration.id!r} is failing (circuit open); calls are refused for {wait:.0f} s",
-            retry_after=wait,
-        )
+    refusal = services.call_refusal(integration)
+    if refusal is not None:
+        raise ToolError("unavailable", refusal.message, retry_after=refusal.retry_after)
 
 
 def _family(integration: Integration) -> str:

@@ -190,7 +190,7 @@ def test_a_symlink_swapped_after_validation_is_refused_at_connect(people: Simple
             kind="sqlite",
             config={"path": str(link)},
         )
-        connector = services._build_connector(integration)
+        connector = services.build_connector(integration)
         try:
             assert connector.test_connection().ok
             connector.disconnect()

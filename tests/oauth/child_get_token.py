@@ -21,7 +21,7 @@ def worker(integration_id: str, api_url: str, barrier: Any, results: Any) -> Non
     import httpx
 
     from integrations.models import Integration
-    from integrations.oauth import token_provider_for
+    from integrations.services import token_provider_for
 
     provider = token_provider_for(Integration.objects.get(pk=integration_id))
     barrier.wait(timeout=60)
@@ -49,7 +49,7 @@ def main() -> None:
     import httpx  # noqa: F401 - imported once here, so that forked workers start at the same speed
     from django.db import connections
 
-    import integrations.oauth  # noqa: F401
+    import integrations.services  # noqa: F401
 
     connections.close_all()  # each worker opens its own connection after the fork
     context = multiprocessing.get_context("fork")

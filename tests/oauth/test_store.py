@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from connectors.errors import ConnectorError
 from integrations.models import EventType, Integration, IntegrationEvent, Status
-from integrations.oauth import token_provider_for
+from integrations.services import token_provider_for
 from tests.oauth.authserver import clients
 from tests.oauth.conftest import AuthServer, ProviderBrowser, authorized_token
 
@@ -126,7 +126,8 @@ def test_bad_oauth2_settings_are_field_errors(make_integration: Any) -> None:
 
 
 def test_token_status_shows_no_values_and_forget_token_drops_the_token(make_integration: Any) -> None:
-    from integrations.oauth import forget_token, token_status
+    from integrations.oauth import token_status
+    from integrations.services import forget_token
 
     token = {
         "access_token": "at-value-123456",

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.models import EventType, Integration, IntegrationEvent, Status
-from integrations.oauth import SESSION_FLOWS
+from integrations.oauth.views import SESSION_FLOWS
 from tests.oauth.authserver import clients
 from tests.oauth.conftest import AuthServer, ProviderBrowser, query
 

@@ -188,7 +188,7 @@ def test_bad_oauth_callbacks_store_nothing(oauth_integration, client, django_use
     from django.test import Client
 
     from integrations.models import Integration, IntegrationEvent
-    from integrations.oauth import STATE_SALT
+    from integrations.oauth.views import STATE_SALT
 
     owner, _integration = oauth_integration
     client.force_login(owner)

@@ -1,11 +1,8 @@
-"""The Django side of OAuth2: the authorization-code views, the token store and the token provider.
-
-``connectors.auth.oauth2`` speaks to the provider; this module decides where tokens live (encrypted in
-``Integration.credentials["oauth_token"]``), which lock makes a refresh happen once across processes
-(Redis when ``REDIS_URL`` is set, else a database row lock), and what the user sees when a callback fails.
+"""OAuth2 authorization code: the start and callback views (``integrations.oauth.urls``).
 
 The ``state`` sent to the provider is signed (SECRET_KEY, 10-minute lifetime) and names the user and a
 one-time nonce; the nonce, the integration and the PKCE verifier stay in the user's session, server side.
+The token lands in ``integrations.oauth.store``; the event and the status change go through the services.
 """
 
 from __future__ import annotations
@@ -13,12 +10,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
@@ -28,21 +22,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
-from pydantic import ValidationError
 
-from connectors.auth.oauth2 import (
-    OAuth2Config,
-    OAuth2Error,
-    OAuth2TokenProvider,
-    TokenEvent,
-    authorization_request,
-    exchange_code,
-)
-from connectors.errors import Category, ConfigError, ConnectorError
+from connectors.auth.oauth2 import OAuth2Config, OAuth2Error, authorization_request, exchange_code
+from connectors.errors import ConfigError, ConnectorError
 from integrations import services
 from integrations.api.permissions import can_manage
 from integrations.models import AuthType, EventType, Integration, Status
-from integrations.redis_clients import redis_client
+from integrations.oauth.store import DjangoTokenStore, oauth2_config_for
 from integrations.target_policy import target_policy
 
 log = logging.getLogger(__name__)
@@ -51,26 +37,6 @@ STATE_SALT = "integrations.oauth.state"
 SESSION_FLOWS = "oauth2_flows"  # nonce -> {integration, verifier, redirect_uri, created}
 SESSION_USED = "oauth2_used_nonces"  # the last few finished nonces, to say "already used" on a replay
 MAX_PENDING_FLOWS = 10
-LOCK_TTL_SECONDS = 30.0  # a crashed holder frees the Redis lock after this
-LOCK_WAIT_SECONDS = 40.0  # longer than one refresh (token request timeout 10 s) plus margin
-
-
-# ---------------------------------------------------------------------------------------------
-# Configuration
-
-
-def oauth2_config_for(integration: Integration) -> OAuth2Config:
-    """The integration's ``config["oauth2"]``, validated; field errors come back as ``oauth2.<field>``."""
-    raw = (integration.config or {}).get("oauth2")
-    if not isinstance(raw, dict):
-        raise ConfigError("OAuth2 is not configured (config.oauth2 is missing)", {"oauth2": ["required for OAuth2"]})
-    try:
-        return OAuth2Config.model_validate(raw)
-    except ValidationError as exc:
-        errors: dict[str, list[str]] = {}
-        for err in exc.errors():
-            errors.setdefault(".".join(["oauth2", *map(str, err["loc"])]), []).append(err["msg"])
-        raise ConfigError("invalid OAuth2 settings: " + ", ".join(sorted(errors)), errors) from None
 
 
 def _state_max_age() -> int:
@@ -80,153 +46,6 @@ def _state_max_age() -> int:
 
 def _age_text(seconds: int) -> str:
     return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
-
-
-def _lock_backend() -> str:
-    """``redis`` works on every hub database; the row lock is the fallback without Redis."""
-    return getattr(settings, "OAUTH2_LOCK", None) or ("redis" if settings.REDIS_URL else "database")
-
-
-# ---------------------------------------------------------------------------------------------
-# The token store: one integration's token set, shared by every process
-
-
-class DjangoTokenStore:
-    """``connectors.auth.oauth2.TokenStore`` over the integration row (encrypted credentials)."""
-
-    def __init__(self, integration_id: str) -> None:
-        self.integration_id = integration_id
-        self._in_row_lock = False
-
-    def __repr__(self) -> str:
-        return f"<DjangoTokenStore {self.integration_id!r}>"
-
-    def load(self) -> dict[str, Any] | None:
-        rows = Integration.objects.filter(pk=self.integration_id).only("credentials")
-        if self._in_row_lock:  # read under the lock we hold (MySQL's snapshot would be stale otherwise)
-            rows = rows.select_for_update()
-        row = rows.first()
-        if row is None:
-            raise ConnectorError("the integration no longer exists", category=Category.CONFIG)
-        token = (row.credentials or {}).get("oauth_token")
-        return dict(token) if isinstance(token, dict) else None
-
-    def save(self, token: dict[str, Any] | None) -> None:
-        """Replace ``oauth_token`` (access and rotated refresh token in one write); other secrets kept."""
-        with transaction.atomic():
-            row = Integration.objects.select_for_update().only("credentials").filter(pk=self.integration_id).first()
-            if row is None:
-                raise ConnectorError("the integration no longer exists", category=Category.CONFIG)
-            credentials = dict(row.credentials or {})
-            if token is None:
-                credentials.pop("oauth_token", None)
-            else:
-                credentials["oauth_token"] = token
-            Integration.objects.filter(pk=self.integration_id).update(credentials=credentials or None)
-
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        if _lock_backend() == "redis":
-            with self._redis_lock():
-                yield
-        else:
-            with self._row_lock():
-                yield
-
-    @contextmanager
-    def _redis_lock(self) -> Iterator[None]:
-        client = redis_client()
-        lock = client.lock(
-            f"hub:oauth2:refresh:{self.integration_id}", timeout=LOCK_TTL_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS
-        )
-        try:
-            acquired = lock.acquire()
-        except redis.RedisError as exc:
-            raise ConnectorError(
-                f"cannot take the token refresh lock: Redis is unreachable ({type(exc).__name__})",
-                category=Category.UNAVAILABLE,
-                retry_after=5,
-            ) from None
-        if not acquired:
-            raise ConnectorError(
-                "another process has been refreshing this token for too long",
-                category=Category.UNAVAILABLE,
-                retry_after=5,
-            )
-        try:
-            yield
-        finally:
-            try:
-                lock.release()
-            except redis.RedisError:  # expired while we held it (a very slow provider): nothing to free
-                log.warning("the token refresh lock of %s expired before release", self.integration_id)
-
-    @contextmanager
-    def _row_lock(self) -> Iterator[None]:
-        # SELECT ... FOR UPDATE on PostgreSQL/MariaDB; on SQLite the IMMEDIATE transaction itself is the lock.
-        with transaction.atomic():
-            Integration.objects.select_for_update().filter(pk=self.integration_id).values_list("pk").first()
-            self._in_row_lock = True
-            try:
-                yield
-            finally:
-                self._in_row_lock = False
-
-    def record(self, event: TokenEvent) -> None:
-        """Token endpoint outcome → an event (no token values), and reconnect_required on a refusal."""
-        integration = Integration.objects.filter(pk=self.integration_id).first()
-        if integration is None:
-            return
-        with transaction.atomic():
-            services.record_event(
-                integration,
-                EventType.TOKEN_REFRESH,
-                ok=event.ok,
-                latency_ms=event.latency_ms,
-                actor="oauth2",
-                message=event.message,
-                detail=event.detail,
-            )
-            if event.reconnect_required:
-                services.set_status(integration, Status.RECONNECT_REQUIRED, message=event.message, actor="oauth2")
-
-
-def token_provider_for(integration: Integration) -> OAuth2TokenProvider:
-    """The ``TokenProvider`` a connector's runtime gets for an integration whose auth_type is oauth2."""
-    config = oauth2_config_for(integration)
-    store = DjangoTokenStore(integration.pk)
-    client_secret = (integration.credentials or {}).get("client_secret")
-    return OAuth2TokenProvider(
-        config,
-        client_secret if isinstance(client_secret, str) else None,
-        store,
-        on_event=store.record,
-        cooldown_seconds=getattr(settings, "OAUTH2_REFRESH_COOLDOWN_SECONDS", 300.0),
-        policy=target_policy(),
-    )
-
-
-def token_status(integration: Integration) -> dict[str, Any]:
-    """What may be shown about the stored token: presence and times, never values."""
-    token = (integration.credentials or {}).get("oauth_token") or {}
-    return {
-        "authorized": bool(token.get("access_token")),
-        "has_refresh_token": bool(token.get("refresh_token")),
-        "expires_at": token.get("expires_at"),
-        "scope": token.get("scope"),
-        "refresh_error": token.get("refresh_error"),
-        "refresh_blocked_until": token.get("refresh_blocked_until"),
-    }
-
-
-def forget_token(integration: Integration, *, actor: str = "") -> None:
-    """Drop the stored token set (the client secret stays); the next use needs a new authorization."""
-    DjangoTokenStore(integration.pk).save(None)
-    services.record_event(integration, EventType.TOKEN_REFRESH, ok=None, actor=actor, message="OAuth2 token removed")
-
-
-# ---------------------------------------------------------------------------------------------
-# Authorization code: start and callback
 
 
 class CallbackRefused(Exception):
