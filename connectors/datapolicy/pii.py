@@ -54,21 +54,27 @@ class _OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
         return _OFFLINE_TLD(pattern_text).fqdn != ""
 
 
-PHONE_REGIONS = ("US", "GB", "DE", "FR", "CA", "AU", "IE", "NL", "ES", "IT")
+# Numbers written the national way are found for these regions; a number written with its
+# country code (+44 ...) is found whatever the regions. Each region costs ~0.7 ms per text with
+# digits (libphonenumber's matcher), so the default is one.
+PHONE_REGIONS = ("US",)
 
 # entity -> (recognizer factory, default minimum score). Scores are Presidio's own, without context.
-RECOGNIZERS: dict[str, tuple[Callable[[], EntityRecognizer], float]] = {
-    "US_SSN": (UsSsnRecognizer, 0.3),
-    "UK_NINO": (UkNinoRecognizer, 0.3),
-    "US_ITIN": (UsItinRecognizer, 0.3),
-    "US_PASSPORT": (UsPassportRecognizer, 0.1),
-    "IBAN_CODE": (IbanRecognizer, 0.5),
-    "US_BANK_NUMBER": (UsBankRecognizer, 0.05),  # 8-17 digits: very broad, off by default
-    "ABA_ROUTING_NUMBER": (AbaRoutingRecognizer, 0.3),
-    "CREDIT_CARD": (CreditCardRecognizer, 0.5),
-    "PHONE_NUMBER": (lambda: PhoneRecognizer(supported_regions=PHONE_REGIONS), 0.3),
-    "EMAIL_ADDRESS": (_OfflineEmailRecognizer, 0.5),
+RECOGNIZERS: dict[str, tuple[Callable[[RedactionPolicy], EntityRecognizer], float]] = {
+    "US_SSN": (lambda _: UsSsnRecognizer(), 0.3),
+    "UK_NINO": (lambda _: UkNinoRecognizer(), 0.3),
+    "US_ITIN": (lambda _: UsItinRecognizer(), 0.3),
+    "US_PASSPORT": (lambda _: UsPassportRecognizer(), 0.1),
+    "IBAN_CODE": (lambda _: IbanRecognizer(), 0.5),
+    "US_BANK_NUMBER": (lambda _: UsBankRecognizer(), 0.05),  # 8-17 digits: very broad, off by default
+    "ABA_ROUTING_NUMBER": (lambda _: AbaRoutingRecognizer(), 0.3),
+    "CREDIT_CARD": (lambda _: CreditCardRecognizer(), 0.5),
+    "PHONE_NUMBER": (lambda policy: PhoneRecognizer(supported_regions=policy.phone_regions), 0.3),
+    "EMAIL_ADDRESS": (lambda _: _OfflineEmailRecognizer(), 0.5),
 }
+# Every entity but e-mail is mostly digits (the shortest, a UK NINO, has 6): a text with fewer is
+# not run through them, which keeps ordinary notes ("Family trip") nearly free.
+_MIN_DIGITS = 6
 DEFAULT_ENTITIES = ("US_SSN", "UK_NINO", "US_ITIN", "IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER", "EMAIL_ADDRESS")
 
 
@@ -76,12 +82,13 @@ DEFAULT_ENTITIES = ("US_SSN", "UK_NINO", "US_ITIN", "IBAN_CODE", "CREDIT_CARD", 
 class RedactionPolicy:
     """Which entities to act on and how: ``actions`` maps an entity to ``mask`` (the default) or
     ``pseudonym`` (e-mails only); ``tokens`` overrides the ``<ENTITY>`` mask; ``min_scores``
-    overrides a threshold."""
+    overrides a threshold; ``phone_regions`` are where national-format phone numbers are read."""
 
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     actions: Mapping[str, Action] = field(default_factory=dict)
     tokens: Mapping[str, str] = field(default_factory=dict)
     min_scores: Mapping[str, float] = field(default_factory=dict)
+    phone_regions: tuple[str, ...] = PHONE_REGIONS
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.entities) - set(RECOGNIZERS))
@@ -154,7 +161,7 @@ class Redactor:
         if wants_pseudonyms and pseudonyms is None:
             raise ValueError("a pseudonym action needs a Pseudonymizer")
         self.pseudonyms = pseudonyms
-        self._recognizers = [(e, RECOGNIZERS[e][0](), self._threshold(e)) for e in self.policy.entities]
+        self._recognizers = [(e, RECOGNIZERS[e][0](self.policy), self._threshold(e)) for e in self.policy.entities]
 
     def _threshold(self, entity: str) -> float:
         return self.policy.min_scores.get(entity, RECOGNIZERS[entity][1])
@@ -162,7 +169,11 @@ class Redactor:
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings, left to right (on overlap the longer, then the surer, wins)."""
         found: list[Finding] = []
+        digits = sum(c.isdigit() for c in text) >= _MIN_DIGITS
+        at_sign = "@" in text
         for entity, recognizer, threshold in self._recognizers:
+            if not (at_sign if entity == "EMAIL_ADDRESS" else digits):
+                continue
             # No NLP artifacts: pattern recognizers accept None (EntityRecognizer's stub says otherwise).
             results: list[RecognizerResult] = recognizer.analyze(text, [entity], None)  # type: ignore[arg-type]
             found += [Finding(entity, r.start, r.end, r.score) for r in results if r.score >= threshold]

@@ -103,3 +103,10 @@ def test_emails_in_text_can_become_pseudonyms() -> None:
     mailbox = pseudo.email("ann.lee@acme.example.com")
     assert out == f"cc {mailbox} and SSN <US_SSN>"
     assert pseudo.reveal(mailbox) == "ann.lee@acme.example.com"
+
+
+def test_national_phone_formats_follow_the_policys_regions(redactor: Redactor) -> None:
+    text = "ring 020 7946 0958 tomorrow"
+    assert redactor.redact(text).text == text  # a UK national number is not read as a US one
+    uk = Redactor(RedactionPolicy(phone_regions=("US", "GB")))
+    assert uk.redact(text).text == "ring <PHONE_NUMBER> tomorrow"

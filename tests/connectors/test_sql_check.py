@@ -101,3 +101,12 @@ def test_what_is_not_one_select_is_refused(sql: str, category: Category) -> None
     with pytest.raises(ConnectorError) as info:
         check_select(sql, ALLOW, dialect="postgresql")
     assert info.value.category is category
+
+
+def test_a_repeated_statement_is_answered_alike_and_a_changed_list_is_asked_again() -> None:
+    sql = "SELECT name, salary FROM employees"
+    first = inspect_select(sql, ALLOW, dialect="sqlite")
+    first.refusals.clear()  # a caller's change does not reach the kept answer
+    assert inspect_select(sql, ALLOW, dialect="sqlite").refusals == ["column employees.salary is not in the allow-list"]
+    wider = {**ALLOW, "employees": ["name", "salary"]}
+    assert inspect_select(sql, wider, dialect="sqlite").allowed
