@@ -61,13 +61,9 @@ def readable_keys() -> list[str]:
     return [settings.CREDENTIALS_KEY, *getattr(settings, "CREDENTIALS_KEY_FALLBACKS", [])]
 
 
+@lru_cache(maxsize=8)
 def key_id(key: str) -> str:
     """Eight hex characters that tell keys apart in a dump (32 bits of a PBKDF2 output: nothing to attack)."""
-    return _key_id(key)
-
-
-@lru_cache(maxsize=8)
-def _key_id(key: str) -> str:
     return _derive(key, b"key-id")[:4].hex()
 
 
