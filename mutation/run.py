@@ -15,6 +15,7 @@ the script says so) once the code under it changes. Exit status 1 when a module 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "mutation" / "modules.toml"
 EQUIVALENTS = ROOT / "mutation" / "equivalent.toml"
+MANUAL = ROOT / "mutation" / "manual.toml"
 MUTMUT = ROOT / ".venv" / "bin" / "mutmut"
 KILLED = {"killed", "timeout", "caught by type check"}
 # Python packages the tests import: copied into mutants/ so the mutated module is the one imported.
@@ -40,6 +42,20 @@ class Module:
     tests: list[str]
     target: float
     servers: bool
+    functions: list[str]  # "Class.method" or "function"; empty: every function of the module
+
+    @property
+    def name(self) -> str:
+        return self.path + (" (" + ", ".join(self.functions) + ")" if self.functions else "")
+
+    @property
+    def patterns(self) -> list[str]:
+        """mutmut's names of this entry's mutants (``pkg.mod.xǁClassǁmethod__mutmut_3``), as globs."""
+        dotted = self.path.removesuffix(".py").replace("/", ".")
+        return [
+            f"{dotted}.xǁ{'ǁ'.join(f.split('.'))}__mutmut_*" if "." in f else f"{dotted}.x_{f}__mutmut_*"
+            for f in self.functions
+        ]
 
 
 @dataclass
@@ -48,6 +64,7 @@ class Equivalent:
     mutant: str
     line: str
     reason: str
+    untestable: bool  # not equivalent, but only another server than this machine's could kill it
 
 
 @dataclass
@@ -55,13 +72,22 @@ class Outcome:
     module: Module
     statuses: dict[str, str] = field(default_factory=dict)
     equivalent: dict[str, str] = field(default_factory=dict)
+    untestable: dict[str, str] = field(default_factory=dict)
     stale: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
 
     @property
     def counted(self) -> dict[str, str]:
-        return {name: status for name, status in self.statuses.items() if name not in self.equivalent}
+        """Every mutant but the equivalent ones and the survivors only another server could kill."""
+        left_out = self.equivalent.keys() | {n for n in self.untestable if self.statuses[n] not in KILLED}
+        return {name: status for name, status in self.statuses.items() if name not in left_out}
+
+    @property
+    def raw_rate(self) -> float:
+        """The kill rate with the untestable survivors counted as survivors."""
+        total = len(self.statuses) - len(self.equivalent)
+        return 100.0 * self.killed / total if total else 100.0
 
     @property
     def killed(self) -> int:
@@ -83,7 +109,13 @@ class Outcome:
 def load_modules() -> list[Module]:
     data = tomllib.loads(CONFIG.read_text())
     return [
-        Module(m["path"], list(m["tests"]), float(m.get("target", 90)), bool(m.get("servers", False)))
+        Module(
+            m["path"],
+            list(m["tests"]),
+            float(m.get("target", 90)),
+            bool(m.get("servers", False)),
+            list(m.get("functions", [])),
+        )
         for m in data["module"]
     ]
 
@@ -92,7 +124,55 @@ def load_equivalents() -> list[Equivalent]:
     if not EQUIVALENTS.exists():
         return []
     data = tomllib.loads(EQUIVALENTS.read_text())
-    return [Equivalent(e["module"], e["mutant"], e["line"], e["reason"]) for e in data.get("equivalent", [])]
+    return [
+        Equivalent(e["module"], e["mutant"], e["line"], e["reason"], e.get("kind", "equivalent") == "untestable")
+        for e in data.get("equivalent", [])
+    ]
+
+
+@dataclass
+class ManualMutant:
+    name: str
+    module: str
+    find: str
+    replace: str
+    tests: list[str]
+
+
+def load_manual() -> list[ManualMutant]:
+    if not MANUAL.exists():
+        return []
+    data = tomllib.loads(MANUAL.read_text())
+    return [ManualMutant(m["name"], m["module"], m["find"], m["replace"], list(m["tests"])) for m in data["mutant"]]
+
+
+def run_manual(mutant: ManualMutant, env: dict[str, str]) -> str:
+    """Apply a hand-written mutant to its own snapshot and run its tests: killed, survived or stale."""
+    work = ROOT / "data" / "mutation" / f"manual-{mutant.name}"
+    snapshot(work)
+    source = work / mutant.module
+    text = source.read_text()
+    if text.count(mutant.find) != 1:
+        return "stale (its `find` text is not in the module exactly once)"
+    source.write_text(text.replace(mutant.find, mutant.replace))
+    with (work / "pytest.log").open("w") as out:
+        done = subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "python"),
+                "-m",
+                "pytest",
+                *mutant.tests,
+                "-x",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return {0: "survived", 1: "killed"}.get(done.returncode, f"error (pytest exit {done.returncode})")
 
 
 def changed_since(rev: str) -> set[str]:
@@ -145,9 +225,11 @@ def write_mutmut_config(work: Path, module: Module) -> None:
     pyproject.write_text(text)
 
 
-def run_module(module: Module, equivalents: list[Equivalent], *, children: int, fresh: bool) -> Outcome:
+def run_module(
+    module: Module, equivalents: list[Equivalent], manual: list[ManualMutant], *, children: int, fresh: bool
+) -> Outcome:
     outcome = Outcome(module)
-    work = ROOT / "data" / "mutation" / re.sub(r"[^A-Za-z0-9]+", "-", module.path.removesuffix(".py"))
+    work = ROOT / "data" / "mutation" / re.sub(r"[^A-Za-z0-9]+", "-", module.name.removesuffix(".py")).strip("-")
     if fresh and work.exists():
         shutil.rmtree(work)
     snapshot(work)
@@ -162,14 +244,21 @@ def run_module(module: Module, equivalents: list[Equivalent], *, children: int, 
     log = work / "mutmut.log"
     run = [str(MUTMUT), "run", "--max-children", str(1 if module.servers else children)]
     with log.open("w") as out:
-        done = subprocess.run(run, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
-        outcome.statuses = _statuses(work, env)
+        # Named mutants (an entry's functions) are always run again; the whole module only where changed.
+        done = subprocess.run(run + module.patterns, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+        outcome.statuses = _statuses(work, env, module.patterns)
         survivors = sorted(name for name, status in outcome.statuses.items() if status not in KILLED)
-        if done.returncode == 0 and earlier_results and survivors:
+        if done.returncode == 0 and earlier_results and survivors and not module.patterns:
             # mutmut keeps a survivor's verdict until its function changes; the tests may have changed
             # since (that is how a survivor gets killed), so every survivor is tried again.
             done = subprocess.run(run + survivors, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
-            outcome.statuses = _statuses(work, env)
+            outcome.statuses = _statuses(work, env, module.patterns)
+    for mutant in manual:
+        status = run_manual(mutant, env)
+        if status.startswith("stale"):
+            outcome.stale.append(f"mutation/manual.toml {mutant.name}: {status}")
+        else:
+            outcome.statuses[f"manual:{mutant.name}"] = status
     outcome.seconds = time.monotonic() - started
     if done.returncode != 0:
         outcome.error = f"mutmut run failed (exit {done.returncode}); see {log.relative_to(ROOT)}"
@@ -178,47 +267,65 @@ def run_module(module: Module, equivalents: list[Equivalent], *, children: int, 
         if equivalent.module != module.path:
             continue
         if equivalent.mutant not in outcome.statuses:
-            outcome.stale.append(f"{equivalent.mutant}: no such mutant any more")
+            outcome.stale.append(f"mutation/equivalent.toml {equivalent.mutant}: no such mutant any more")
             continue
         diff = subprocess.run(
             [str(MUTMUT), "show", equivalent.mutant], cwd=work, env=env, capture_output=True, text=True
         ).stdout
         added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
         if equivalent.line.strip() in added:
-            outcome.equivalent[equivalent.mutant] = equivalent.reason
+            kept = outcome.untestable if equivalent.untestable else outcome.equivalent
+            kept[equivalent.mutant] = equivalent.reason
         else:
-            outcome.stale.append(f"{equivalent.mutant}: its mutated line is no longer {equivalent.line.strip()!r}")
+            outcome.stale.append(
+                f"mutation/equivalent.toml {equivalent.mutant}: its mutated line is no longer {equivalent.line.strip()!r}"
+            )
     return outcome
 
 
-def _statuses(work: Path, env: dict[str, str]) -> dict[str, str]:
+def _statuses(work: Path, env: dict[str, str], patterns: list[str]) -> dict[str, str]:
     listing = subprocess.run(
         [str(MUTMUT), "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True
     ).stdout
     statuses = {}
     for line in listing.splitlines():
         name, _, status = line.strip().rpartition(": ")
-        if name:
+        if name and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)):
             statuses[name] = status
     return statuses
 
 
 def report(outcomes: list[Outcome]) -> None:
     print()
-    print(f"{'module':<38} {'mutants':>7} {'killed':>6} {'equiv':>5} {'surv':>4} {'rate':>7} {'target':>6}  time")
+    print(
+        f"{'module':<44} {'mutants':>7} {'killed':>6} {'equiv':>5} {'untest':>6} {'surv':>4} {'rate':>7} "
+        f"{'target':>6} {'(all)':>7}  time"
+    )
     for o in outcomes:
+        label = o.module.name
+        if len(label) > 44:
+            print(label)
+            label = ""
         if o.error:
-            print(f"{o.module.path:<38} ERROR: {o.error}")
+            print(f"{label:<44} ERROR: {o.error}")
             continue
+        untested = sum(o.statuses[n] not in KILLED for n in o.untestable)
         print(
-            f"{o.module.path:<38} {len(o.statuses):>7} {o.killed:>6} {len(o.equivalent):>5} {len(o.survivors):>4} "
-            f"{o.rate:>6.1f}% {o.module.target:>5.0f}%  {o.seconds:.0f}s  {'ok' if o.ok else 'BELOW TARGET'}"
+            f"{label:<44} {len(o.statuses):>7} {o.killed:>6} {len(o.equivalent):>5} {untested:>6} "
+            f"{len(o.survivors):>4} {o.rate:>6.1f}% {o.module.target:>5.0f}% {o.raw_rate:>6.1f}%  "
+            f"{o.seconds:.0f}s  {'ok' if o.ok else 'BELOW TARGET'}"
         )
+    print("rate: killed / (mutants - equivalent - untestable here); (all): the untestable ones counted as survivors")
     for o in outcomes:
         for stale in o.stale:
-            print(f"  stale entry in mutation/equivalent.toml ({o.module.path}) {stale}")
+            print(f"  stale entry ({o.module.path}) {stale}")
+        for name, reason in sorted(o.untestable.items()):
+            if o.statuses[name] not in KILLED:
+                print(f"  untestable here: {name}: {reason}")
         for name in o.survivors:
-            print(f"  survived ({o.counted[name]}): {name}   -> data/mutation/…: .venv/bin/mutmut show {name}")
+            print(f"  {o.counted[name]}: {name}")
+    if any(o.survivors for o in outcomes):
+        print("  (see one: cd data/mutation/<module> && ../../../.venv/bin/mutmut show <name>)")
 
 
 def main(argv: list[str]) -> int:
@@ -233,7 +340,7 @@ def main(argv: list[str]) -> int:
     modules = load_modules()
     if args.list:
         for m in modules:
-            print(f"{m.path}  (target {m.target:.0f}%)  tests: {' '.join(m.tests)}")
+            print(f"{m.name}  (target {m.target:.0f}%)  tests: {' '.join(m.tests)}")
         return 0
     if args.modules:
         unknown = set(args.modules) - {m.path for m in modules}
@@ -251,11 +358,16 @@ def main(argv: list[str]) -> int:
         return 2
 
     equivalents = load_equivalents()
+    manual = load_manual()
     started = time.monotonic()
     outcomes = []
     for module in modules:
-        print(f"=== {module.path}: mutmut with {' '.join(module.tests)}", flush=True)
-        outcomes.append(run_module(module, equivalents, children=args.max_children, fresh=args.fresh))
+        print(f"=== {module.name}: mutmut with {' '.join(module.tests)}", flush=True)
+        # hand-written mutants count with the first entry of their module
+        mine = [
+            m for m in manual if m.module == module.path and module is next(e for e in modules if e.path == m.module)
+        ]
+        outcomes.append(run_module(module, equivalents, mine, children=args.max_children, fresh=args.fresh))
     report(outcomes)
     print(f"\ntotal {time.monotonic() - started:.0f}s")
     return 0 if all(o.ok for o in outcomes) else 1

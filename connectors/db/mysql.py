@@ -23,7 +23,6 @@ rows, keep their connection.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, ClassVar
 
 import MySQLdb
@@ -106,7 +105,6 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
     )
 
     mariadb: bool = True
-    _returning: bool = False
 
     def quote(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"
@@ -153,8 +151,6 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
             probe.close()
         version = self.server_version or ""
         self.mariadb = "mariadb" in version.lower()
-        numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2]) or (0, 0)
-        self._returning = self.mariadb and numbers >= (10, 5)
         seconds = self.config.statement_timeout_seconds
         kwargs["init_command"] = (
             f"SET SESSION max_statement_time = {seconds:g}"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import MySQLdb
+import pytest
 
-from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec
+from connectors.db.base import QueryResult
+from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec, Make
 
 
 class MySQLSpec(EngineSpec):
@@ -84,3 +88,37 @@ class MySQLSpec(EngineSpec):
 
 class TestMySQL(DatabaseContract):
     spec_class = MySQLSpec
+
+    # Below: what only MySQL/MariaDB has (issue 26: each found by a mutant the contract let live).
+    @pytest.fixture
+    def procedure(self, spec: EngineSpec, table: str) -> Iterator[str]:
+        name = f"hub_proc_{uuid.uuid4().hex[:10]}"
+        spec.admin(f"CREATE PROCEDURE `{name}`() BEGIN SELECT qty FROM `{table}`; SELECT 2 AS two; END")
+        yield name
+        spec.admin(f"DROP PROCEDURE IF EXISTS `{name}`")
+
+    @pytest.mark.parametrize("read_only", [True, False])
+    def test_a_procedure_with_several_results_leaves_the_connection_usable(
+        self, make: Make, spec: EngineSpec, table: str, procedure: str, read_only: bool
+    ) -> None:
+        spec.admin(f"INSERT INTO `{table}` (name, qty) VALUES ('keep', 1)")
+        db = make(pool_size=1, read_only=read_only)
+        for _ in range(3):  # the same pooled connection (or its replacement) each time
+            assert db.query(f"CALL `{procedure}`()") == [{"qty": 1}]
+            assert db.query("SELECT 3 AS three") == [{"three": 3}]
+
+    @pytest.mark.parametrize("read_only", [True, False])
+    def test_a_statement_without_rows_returns_an_empty_result(self, make: Make, read_only: bool) -> None:
+        db = make(pool_size=1, read_only=read_only)
+        assert db.fetch("SET @hub_mark = 1") == QueryResult(columns=[], rows=[], row_count=0)
+        assert db.query("SELECT 1 AS one") == [{"one": 1}]
+
+    def test_a_writable_integration_writes_at_once_after_a_query(
+        self, make: Make, spec: EngineSpec, table: str
+    ) -> None:
+        # A read-only connection waits inside a read-only transaction; a writable one must not wait in
+        # any transaction, or its writes would stay invisible (and uncommitted) to everyone else.
+        db = make(pool_size=1, read_only=False)
+        assert db.query(f"SELECT COUNT(*) AS n FROM `{table}`") == [{"n": 0}]
+        assert self._insert(db, table, name="now", qty=7) == 1
+        assert spec.admin(f"SELECT name, qty FROM `{table}`") == [("now", 7)]
