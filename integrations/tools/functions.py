@@ -9,29 +9,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.tools.invocation import call_local
+
+def _call(name: str, **arguments: Any) -> dict[str, Any]:
+    # Imported when called, not with this module: scripts import these functions before django.setup(),
+    # and Django imports this package (integrations.tools, the app) before any model may be imported.
+    from integrations.tools.invocation import call_local
+
+    return call_local(name, **arguments)
 
 
 def query_database(
     connector_id: str, query: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None
 ) -> dict[str, Any]:
     """One read-only SQL statement (named parameters ``:name``); rows capped, ``truncated`` flagged."""
-    return call_local("query_database", connector_id=connector_id, query=query, params=params, max_rows=max_rows)
+    return _call("query_database", connector_id=connector_id, query=query, params=params, max_rows=max_rows)
 
 
 def list_tables(connector_id: str) -> dict[str, Any]:
-    return call_local("list_tables", connector_id=connector_id)
+    return _call("list_tables", connector_id=connector_id)
 
 
 def describe_table(connector_id: str, table: str) -> dict[str, Any]:
-    return call_local("describe_table", connector_id=connector_id, table=table)
+    return _call("describe_table", connector_id=connector_id, table=table)
 
 
 def query_hris(
     connector_id: str, resource: str, filters: dict[str, Any] | None = None, *, limit: int | None = None
 ) -> dict[str, Any]:
     """resource: employees, employee, time_off_requests, custom_fields."""
-    return call_local("query_hris", connector_id=connector_id, resource=resource, filters=filters, limit=limit)
+    return _call("query_hris", connector_id=connector_id, resource=resource, filters=filters, limit=limit)
 
 
 def create_hris_record(
@@ -39,7 +45,7 @@ def create_hris_record(
 ) -> dict[str, Any]:
     """entity_type: employee or time_off_request. The same key (or, without one, the same call) never
     creates a second record."""
-    return call_local(
+    return _call(
         "create_hris_record",
         connector_id=connector_id,
         entity_type=entity_type,
@@ -56,7 +62,7 @@ def update_hris_record(
     *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    return call_local(
+    return _call(
         "update_hris_record",
         connector_id=connector_id,
         entity_type=entity_type,
@@ -75,7 +81,7 @@ def set_time_off_request_status(
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """status: approved, denied or cancelled."""
-    return call_local(
+    return _call(
         "set_time_off_request_status",
         connector_id=connector_id,
         request_id=request_id,
