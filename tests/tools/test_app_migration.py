@@ -9,6 +9,8 @@ label — rows are written there with the models of that state, and the database
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from integrations.models import Integration
 from integrations.tools.models import AgentToken, ToolCall, WriteIntent, hash_token
+from tests.runtime_fixtures import REPO
 
 BEFORE_THE_MOVE = [("integrations", "0002_tools_agent_tokens_calls_intents")]
 RAW_TOKEN = "hubat_" + "k" * 43
@@ -53,6 +56,25 @@ def test_the_models_keep_their_tables_and_nothing_is_left_to_migrate(db: None) -
     assert {"integrations_agenttoken", "integrations_agenttoken_integrations", "integrations_toolcall"} <= tables
     assert not {t for t in tables if t.startswith("tools_")}
     call_command("makemigrations", "--check", "--dry-run", stdout=io.StringIO())  # exits non-zero on a change
+
+
+def test_the_python_functions_import_before_django_is_set_up() -> None:
+    # A script imports them first, then calls django.setup(); importing the package (as Django does when
+    # it loads the app) must not reach for a model.
+    script = (
+        "import sys\n"
+        "from integrations.tools import query_database, set_time_off_request_status\n"
+        "assert 'integrations.models' not in sys.modules and 'django.db.models' not in sys.modules\n"
+        "import django\n"
+        "django.setup()\n"
+        "from integrations.tools.models import AgentToken\n"
+        "print(AgentToken._meta.label, query_database.__module__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["tools.AgentToken", "integrations.tools.functions"]
 
 
 def test_a_hub_migrated_before_the_move_keeps_its_rows_permissions_and_admin_history(before_the_move) -> None:
