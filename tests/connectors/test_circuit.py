@@ -76,6 +76,24 @@ def test_a_failed_probe_opens_it_for_another_cooldown(make_breaker) -> None:
     assert (error.retry_after or 0) > 0.2
 
 
+def test_retry_after_reads_how_long_it_stays_open_without_taking_the_probe(make_breaker) -> None:
+    breaker = make_breaker(threshold=2, cooldown=0.3)
+    assert breaker.retry_after("db") is None  # never failed
+    breaker.record_failure("db")
+    assert breaker.retry_after("db") is None  # one failure: still closed
+    breaker.record_failure("db")
+    wait = breaker.retry_after("db")
+    assert wait is not None and 0 < wait <= 0.3
+    time.sleep(0.32)
+    assert breaker.retry_after("db") is None  # the cool-down is over: half-open, callable again
+    assert breaker.state("db") == "half_open"
+    breaker.retry_after("db")  # reading it took nothing: the next caller still gets the probe
+    breaker.before_call("db")
+    with pytest.raises(ConnectorError) as probing:
+        breaker.before_call("db")
+    assert "probing" in probing.value.message
+
+
 def test_only_one_caller_gets_the_probe(make_breaker) -> None:
     breaker = make_breaker()
     for _ in range(3):
