@@ -21,7 +21,7 @@ urlpatterns = [
     path("api/tools/", include("integrations.tools.urls")),  # agent tools (before the generic api/)
     path("api/", include("integrations.api.urls")),
     path("api-auth/", include("rest_framework.urls")),  # log in / out links of the browsable API
-    path("oauth/", include("integrations.oauth_urls")),  # OAuth2 authorization start + callback
+    path("oauth/", include("integrations.oauth.urls")),  # OAuth2 authorization start + callback
     path("", include("integrations.urls")),
     path("", RedirectView.as_view(url="/integrations", permanent=False)),
 ]
