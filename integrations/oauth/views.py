@@ -73,6 +73,13 @@ def _result(
     return render(request, "integrations/oauth_result.html", context, status=200 if ok else 400)
 
 
+def _refused(
+    request: HttpRequest, reason: str, title: str, message: str, integration: Integration | None = None
+) -> HttpResponse:
+    """The page that says why nothing was stored (400)."""
+    return _result(request, ok=False, reason=reason, title=title, message=message, integration=integration)
+
+
 def _visible(request: HttpRequest, integration_id: str) -> Integration | None:
     return Integration.objects.visible_to(request.user).filter(pk=integration_id).first()
 
@@ -84,13 +91,12 @@ def _may_authorize(request: HttpRequest, integration: Integration) -> bool:
 
 
 def _not_allowed(request: HttpRequest, integration: Integration) -> HttpResponse:
-    response = _result(
+    response = _refused(
         request,
-        ok=False,
-        reason="forbidden",
-        integration=integration,
-        title="Not allowed to authorize",
-        message="Only the integration's owner or staff may authorize it. Nothing was stored.",
+        "forbidden",
+        "Not allowed to authorize",
+        "Only the integration's owner or staff may authorize it. Nothing was stored.",
+        integration,
     )
     response.status_code = 403
     return response
@@ -100,44 +106,34 @@ def _startable(request: HttpRequest, integration_id: str) -> tuple[Integration, 
     """The integration and its OAuth2 settings when an authorization may start; else the page saying why."""
     integration = _visible(request, integration_id)
     if integration is None:
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="not_found",
-            title="Integration not found",
-            message=f"There is no integration {integration_id!r} you may connect.",
+            "not_found",
+            "Integration not found",
+            f"There is no integration {integration_id!r} you may connect.",
         )
     if not _may_authorize(request, integration):
         return _not_allowed(request, integration)
     if integration.auth_type != AuthType.OAUTH2:
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="not_oauth2",
-            integration=integration,
-            title="Not an OAuth2 integration",
-            message="This integration does not use OAuth2; connect it from its page instead.",
+            "not_oauth2",
+            "Not an OAuth2 integration",
+            "This integration does not use OAuth2; connect it from its page instead.",
+            integration,
         )
     try:
         config = oauth2_config_for(integration)
     except ConfigError as exc:
-        return _result(
-            request,
-            ok=False,
-            reason="config",
-            integration=integration,
-            title="OAuth2 settings are incomplete",
-            message=exc.message,
-        )
+        return _refused(request, "config", "OAuth2 settings are incomplete", exc.message, integration)
     if config.grant_type != "authorization_code" or not config.authorize_url:
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="no_authorization_step",
-            integration=integration,
-            title="No authorization step",
-            message="This integration uses the client-credentials grant (or has no authorize URL): "
+            "no_authorization_step",
+            "No authorization step",
+            "This integration uses the client-credentials grant (or has no authorize URL): "
             "its token is fetched when it connects, without a browser step.",
+            integration,
         )
     return integration, config
 
@@ -173,14 +169,7 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
     try:
         auth = authorization_request(config, redirect_uri=redirect_uri, state=state, policy=target_policy())
     except ConnectorError as exc:
-        return _result(
-            request,
-            ok=False,
-            reason="config",
-            integration=integration,
-            title="OAuth2 settings are incomplete",
-            message=exc.message,
-        )
+        return _refused(request, "config", "OAuth2 settings are incomplete", exc.message, integration)
     now = time.time()
     flows = {
         key: flow
@@ -260,16 +249,15 @@ def callback(request: HttpRequest) -> HttpResponse:
         flow = _take_flow(request)
     except CallbackRefused as refused:
         log.warning("OAuth2 callback refused for user %s: %s", request.user.pk, refused.reason)
-        return _result(request, ok=False, reason=refused.reason, title=refused.title, message=refused.message)
+        return _refused(request, refused.reason, refused.title, refused.message)
 
     integration = _visible(request, flow["integration"])
     if integration is None:
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="not_found",
-            title="Integration not found",
-            message="The integration this authorization was for no longer exists. Nothing was stored.",
+            "not_found",
+            "Integration not found",
+            "The integration this authorization was for no longer exists. Nothing was stored.",
         )
     if not _may_authorize(request, integration):
         return _not_allowed(request, integration)
@@ -278,34 +266,31 @@ def callback(request: HttpRequest) -> HttpResponse:
         description = request.GET.get("error_description", "")[:300]
         log.warning("OAuth2 authorization of %s ended with provider error %s", integration.pk, error[:50])
         if error == "access_denied":
-            return _result(
+            return _refused(
                 request,
-                ok=False,
-                reason="access_denied",
-                integration=integration,
-                title="Access denied at the provider",
-                message="The authorization was declined at the provider, so the hub received no access. "
+                "access_denied",
+                "Access denied at the provider",
+                "The authorization was declined at the provider, so the hub received no access. "
                 "Nothing was stored; start again and approve to connect.",
+                integration,
             )
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="provider_error",
-            integration=integration,
-            title="The provider reported an error",
-            message=f"The provider answered {error[:50]!r}"
+            "provider_error",
+            "The provider reported an error",
+            f"The provider answered {error[:50]!r}"
             + (f": {description}" if description else "")
             + ". Nothing was stored.",
+            integration,
         )
     code = request.GET.get("code")
     if not code:
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="missing_code",
-            integration=integration,
-            title="No authorization code",
-            message="The provider's answer carries neither a code nor an error. Nothing was stored.",
+            "missing_code",
+            "No authorization code",
+            "The provider's answer carries neither a code nor an error. Nothing was stored.",
+            integration,
         )
     try:
         config = oauth2_config_for(integration)
@@ -325,25 +310,19 @@ def callback(request: HttpRequest) -> HttpResponse:
             if exc.error == "invalid_grant"
             else ""
         )
-        return _result(
+        return _refused(
             request,
-            ok=False,
-            reason="exchange_refused",
-            integration=integration,
-            title="The provider refused the authorization code",
-            message=f"Exchanging the code for a token failed: {exc.error}"
+            "exchange_refused",
+            "The provider refused the authorization code",
+            f"Exchanging the code for a token failed: {exc.error}"
             + (f" ({exc.description[:200]})" if exc.description else "")
             + f".{explanation} Nothing was stored; start the authorization again.",
+            integration,
         )
     except ConnectorError as exc:
         log.warning("OAuth2 code exchange for %s failed: %s", integration.pk, exc.message)
-        return _result(
-            request,
-            ok=False,
-            reason="exchange_failed",
-            integration=integration,
-            title="The code exchange failed",
-            message=f"{exc.message}. Nothing was stored.",
+        return _refused(
+            request, "exchange_failed", "The code exchange failed", f"{exc.message}. Nothing was stored.", integration
         )
 
     actor = request.user.get_username()

@@ -1,4 +1,4 @@
-"""The hub's token store and provider (integrations.oauth) against the real provider: refresh on 401 across
+"""The hub's token store and provider (integrations.oauth.store, integrations.services.tokens) against the real provider: refresh on 401 across
 processes, client credentials, invalid_grant → reconnect_required with a cool-down, then a reconnect."""
 
 from __future__ import annotations
