@@ -65,6 +65,17 @@ class TestResult:
             "details": self.details,
         }
 
+    @classmethod
+    def failed(cls, exc: ConnectorError, started: float) -> TestResult:
+        """The result of a test that ``exc`` ended; ``started`` is its ``time.perf_counter()`` start."""
+        return cls(
+            ok=False,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            category=exc.category.value,
+            message=exc.message,
+            details={"retry_after": exc.retry_after} if exc.retry_after else {},
+        )
+
 
 ConfigT = TypeVar("ConfigT", bound=BaseConfig)
 
@@ -125,13 +136,7 @@ class Connector(ABC, Generic[ConfigT]):
             self.ensure_connected()
             details = self._probe() or {}
         except ConnectorError as exc:
-            return TestResult(
-                ok=False,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                category=exc.category.value,
-                message=exc.message,
-                details={"retry_after": exc.retry_after} if exc.retry_after else {},
-            )
+            return TestResult.failed(exc, started)
         except Exception as exc:  # a bug or an unmapped driver error: typed, with no driver text
             return TestResult(
                 ok=False,

@@ -25,18 +25,13 @@ from integrations.services.runtime import connector_for, get_metrics, load_integ
 CHECKED_STATUSES = (Status.CONNECTED, Status.DEGRADED, Status.ERROR)
 
 
-def _probe(integration: Integration) -> Any:
+def _probe(integration: Integration) -> TestResult:
     """test_connection() on this process's connector; building it may fail with a ConfigError."""
     started = time.perf_counter()
     try:
         connector = connector_for(integration)
     except ConnectorError as exc:
-        return TestResult(
-            ok=False,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            category=exc.category.value,
-            message=exc.message,
-        )
+        return TestResult.failed(exc, started)
     return connector.test_connection()
 
 
