@@ -242,7 +242,7 @@ def run_module(
     earlier_results = (work / "mutants").exists()
     started = time.monotonic()
     log = work / "mutmut.log"
-    run = [str(MUTMUT), "run", "--max-children", str(1 if module.servers else children)]
+    run = [str(MUTMUT), "run", "--max-children", str(children)]
     with log.open("w") as out:
         # Named mutants (an entry's functions) are always run again; the whole module only where changed.
         done = subprocess.run(run + module.patterns, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -19,7 +19,7 @@ import pytest
 
 from connectors import build
 from connectors.circuit import MemoryCircuitBreaker
-from connectors.db.base import DatabaseConnector
+from connectors.db.base import DatabaseConnector, QueryResult
 from connectors.errors import Category, ConnectorError
 from connectors.metrics import MemoryMetrics
 from connectors.ratelimit import RateLimitConfig
@@ -40,6 +40,8 @@ class EngineSpec:
     read_write_switches: ClassVar[tuple[str, ...]] = ()
     # Single statements that write while overriding the session's read-only mode ({table} is quoted).
     read_only_bypasses: ClassVar[tuple[str, ...]] = ()
+    # Statements that return no rows (no result columns) and that a read-only integration may run.
+    no_rows_sql: ClassVar[tuple[str, ...]] = ()
     supports_kill: ClassVar[bool] = True
 
     def config(self) -> dict[str, Any]:
@@ -249,6 +251,15 @@ class DatabaseContract:
             assert error.category == Category.PERMISSION, (sql, error)
             assert self._count(spec, table) == 1, sql
             assert spec.admin(f"SELECT qty FROM {spec.quote(table)}") == [(1,)], sql
+
+    @pytest.mark.parametrize("read_only", [True, False])
+    def test_a_statement_without_rows_returns_an_empty_result(
+        self, make: Make, spec: EngineSpec, read_only: bool
+    ) -> None:
+        db = make(pool_size=1, read_only=read_only)
+        for sql in spec.no_rows_sql:
+            assert db.fetch(sql) == QueryResult(columns=[], rows=[], row_count=0), sql
+            assert db.query("SELECT 1 AS one") == [{"one": 1}], sql
 
     def test_a_query_cannot_switch_the_session_to_read_write(self, make: Make, spec: EngineSpec, table: str) -> None:
         spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('keep', 1)")

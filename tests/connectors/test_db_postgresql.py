@@ -17,6 +17,7 @@ from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec
 class PostgreSQLSpec(EngineSpec):
     kind = "postgresql"
     sleep_sql = "SELECT pg_sleep(5)"
+    no_rows_sql = ("SET application_name = 'hub-contract'", "DO $$ BEGIN END $$", "LISTEN hub_contract")
     backend_id_sql = "SELECT pg_backend_pid() AS id"
     read_write_switches = (
         "SET default_transaction_read_only = off",
@@ -82,6 +83,16 @@ class TestPostgreSQL(DatabaseContract):
         error = self._error(lambda: db.query("SELECT pg_sleep(3)"))
         assert error.category.value == "timeout"
 
+    def test_only_a_plain_set_is_followed_by_reset_all(self, make: Any) -> None:
+        # RESET ALL costs a round trip, so it follows a SET only. What a function changes (set_config)
+        # lasts for the session, as the module says: that is why query_database refuses set_config.
+        db = make(pool_size=1)
+        db.query("SELECT set_config('hub.mark', 'kept', false)")
+        db.query("DO $$ BEGIN END $$")
+        assert db.query("SELECT current_setting('hub.mark', true) AS mark") == [{"mark": "kept"}]
+        db.query("SET hub.mark = 'reset'")
+        assert db.query("SELECT current_setting('hub.mark', true) AS mark") == [{"mark": ""}]
+
     def test_a_read_only_pool_never_reuses_a_session_switched_to_read_write(self, make: Any) -> None:
         db = make(pool_size=1)
         before = db.query("SELECT pg_backend_pid() AS pid")[0]["pid"]
@@ -104,6 +115,11 @@ class TestPostgreSQLWithoutTheReportedSetting(TestPostgreSQL):
             connector._per_query_transaction = True
 
         monkeypatch.setattr(PostgreSQLConnector, "_open_pool", open_as_if_unreported)
+
+    def test_only_a_plain_set_is_followed_by_reset_all(self, make: Any) -> None:
+        db = make(pool_size=1)  # here each query's ROLLBACK undoes even what set_config changed
+        db.query("SELECT set_config('hub.mark', 'kept', false)")
+        assert db.query("SELECT current_setting('hub.mark', true) AS mark") == [{"mark": ""}]
 
     def test_a_read_only_pool_never_reuses_a_session_switched_to_read_write(self, make: Any) -> None:
         db = make(pool_size=1)  # no setting to watch: the switch is undone by the query's ROLLBACK

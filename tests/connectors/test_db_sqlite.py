@@ -18,6 +18,7 @@ class SQLiteSpec(EngineSpec):
     kind = "sqlite"
     read_write_switches = ("PRAGMA query_only = 0", "BEGIN IMMEDIATE")
     sleep_sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    no_rows_sql = ("PRAGMA cache_size = 100", "BEGIN")
     supports_kill = False
 
     def __init__(self, tmp_path: Any) -> None:
