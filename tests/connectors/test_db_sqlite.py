@@ -48,6 +48,16 @@ class SQLiteSpec(EngineSpec):
 class TestSQLite(DatabaseContract):
     spec_class = SQLiteSpec
 
+    def test_a_busy_query_within_the_time_limit_completes(self, make: Any) -> None:
+        # Long enough for the progress handler to run many times, well inside the limit: only a query
+        # past its deadline is interrupted (issue 26: the contract's queries were too short to show it).
+        db = make(statement_timeout_seconds=5)
+        busy = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT max(x) AS n FROM c"
+        )
+        for _ in range(2):  # the second time on a connection whose handler was removed and set again
+            assert db.query(busy) == [{"n": 200000}]
+
 
 def test_a_locked_database_is_a_timeout_after_the_busy_wait(tmp_path: Any) -> None:
     path = tmp_path / "locked.sqlite3"
