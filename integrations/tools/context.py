@@ -7,9 +7,12 @@ import datetime as dt
 import decimal
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from integrations.models import Integration
+
+if TYPE_CHECKING:
+    from integrations.agents.access import AgentAccess, Grant
 
 
 @dataclass
@@ -18,6 +21,10 @@ class ToolContext:
     may_write: bool  # the caller's scope allows writes on this integration
     actor: str
     call_id: int | None = None
+    # The caller's profile and its grant on this integration; None: an unrestricted caller (staff,
+    # trusted Python), today's behaviour. The tools enforce grant.hris / grant.database where the data is.
+    access: AgentAccess | None = None
+    grant: Grant | None = None
 
 
 def jsonable(value: Any) -> Any:

@@ -16,6 +16,7 @@ from integrations import services
 from integrations.tools import conf
 from integrations.tools.context import ToolContext, jsonable
 from integrations.tools.errors import ToolError
+from integrations.tools.hris_policy import HrisPolicy, rules_of
 from integrations.tools.idempotency import derived_key, run_write
 
 # Entries of writable_fields that allow a kind of record rather than a field.
@@ -64,6 +65,9 @@ def query_hris(
 ) -> dict[str, Any]:
     filters = dict(filters or {})
     cap = min(limit or 100, conf.max_items())
+    rules = rules_of(ctx)
+    if rules is not None and resource in ("employees", "employee", "time_off_requests"):
+        return _query_policed(HrisPolicy(ctx, rules), resource, filters, cap)
     if resource == "employees":
         wanted = {_EMPLOYEE_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
         wanted["limit"] = cap + 1  # one more than shown tells whether there were more
@@ -96,6 +100,34 @@ def query_hris(
     return {"resource": resource, "items": items, "count": len(items), "truncated": truncated}
 
 
+def _query_policed(policy: HrisPolicy, resource: str, filters: dict[str, Any], cap: int) -> dict[str, Any]:
+    """query_hris under the profile's HRIS rules: what was withheld and how many records the scope
+    left out are part of the answer."""
+    if resource == "employees":
+        wanted = {_EMPLOYEE_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
+        wanted["limit"] = cap + 1
+        items, withheld, out_of_scope = policy.employees(wanted)
+    elif resource == "employee":
+        if filters.get("id") in (None, ""):
+            raise ToolError("invalid", "filters.id (the employee id) is required for resource 'employee'")
+        item, withheld = policy.employee(filters["id"], filters.get("fields") or None)
+        items, out_of_scope = [item], 0
+    else:
+        if not filters.get("start") or not filters.get("end"):
+            raise ToolError("invalid", "filters.start and filters.end (YYYY-MM-DD) are required for time_off_requests")
+        items, withheld, out_of_scope = policy.time_off(filters)
+    truncated = len(items) > cap
+    items = items[:cap]
+    return {
+        "resource": resource,
+        "items": items,
+        "count": len(items),
+        "truncated": truncated,
+        "withheld_fields": withheld,
+        "out_of_scope": out_of_scope,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Writes
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +150,9 @@ def _employee_create(
     _check_fields(ctx, data)
     if not data.get("firstName") or not data.get("lastName"):
         raise ToolError("invalid", "data.firstName and data.lastName are required to create an employee")
+    rules = rules_of(ctx)
+    if rules is not None:
+        HrisPolicy(ctx, rules).check_new_employee(data)
 
     def snapshot() -> dict[str, Any]:
         # Just before the write: the record an interrupted attempt created is changed after this.
@@ -155,6 +190,9 @@ def _time_off_create(
     employee_id = body.pop("employeeId", None) or body.pop("employee_id", None)
     if employee_id in (None, "") or not body.get("start") or not body.get("end"):
         raise ToolError("invalid", "data.employeeId, data.start and data.end are required for a time-off request")
+    rules = rules_of(ctx)
+    if rules is not None:
+        employee_id = HrisPolicy(ctx, rules).check_employee_write(employee_id, {})
     window = {"employee_id": employee_id, "start": body["start"], "end": body["end"]}
 
     def existing() -> list[dict[str, Any]]:
@@ -232,6 +270,11 @@ def update_hris_record(
         raise ToolError("invalid", "only employee records can be updated; use set_time_off_request_status for time off")
     data = dict(data)
     _check_fields(ctx, data)
+    rules = rules_of(ctx)
+    if rules is not None:
+        policy = HrisPolicy(ctx, rules)
+        data = policy.reveal_inputs(data)
+        entity_id = policy.check_employee_write(entity_id, data)
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
         services.run_operation(connector_id, "update_employee", entity_id, data)
@@ -276,6 +319,9 @@ def set_time_off_request_status(
     operation = _STATUS_OPERATIONS.get(status)
     if operation is None:
         raise ToolError("invalid", "status must be approved, denied or cancelled")
+    rules = rules_of(ctx)
+    if rules is not None:
+        HrisPolicy(ctx, rules).check_time_off_request(request_id)
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
         services.run_operation(connector_id, operation, request_id, note)
