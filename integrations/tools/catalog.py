@@ -294,7 +294,8 @@ TOOLS: tuple[Tool, ...] = (
             "name, email, ids), 'employee' (filters: id, optional fields = provider field names to add), "
             "'time_off_requests' (filters: start, end as YYYY-MM-DD, status, employee_id, type), "
             "'time_off_types' (the ids a time-off request needs), 'custom_fields'. Records come in the provider-neutral shapes; at most 'limit' items "
-            "(default 100), 'truncated' says when there were more."
+            "(default 100), 'truncated' says when there were more. Under an agent profile 'withheld_fields' "
+            "lists the fields it may not read and 'out_of_scope' counts records outside its record scope."
         ),
         family="hris",
         access="read",
@@ -318,6 +319,10 @@ TOOLS: tuple[Tool, ...] = (
                 "count": {"type": "integer", "minimum": 0},
                 "total": {"type": "integer", "minimum": 0},
                 "truncated": {"type": "boolean"},
+                # Under an agent profile's HRIS policy: the wanted fields it kept back (never requested
+                # from the HR system) and how many records its record scope left out.
+                "withheld_fields": {"type": "array", "items": {"type": "string"}},
+                "out_of_scope": {"type": "integer", "minimum": 0},
             },
             ["resource", "items", "count", "truncated"],
         ),
