@@ -111,7 +111,7 @@ def hris(employees: int, runs: int) -> None:
             RecordScope.build(departments=["Engineering", "Sales", "Product"], active_only=True),
         )
         redactor = Redactor()
-        today = dt.date.today()
+        today = dt.datetime.now(dt.UTC).date()
         window = {"start": today - dt.timedelta(days=120), "end": today + dt.timedelta(days=120)}
 
         def time_off_plain() -> Any:

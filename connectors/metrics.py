@@ -13,6 +13,7 @@ most ``flush_interval`` old; a process killed outright loses at most that much.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
@@ -291,10 +292,8 @@ def _reset_after_fork() -> None:
 
 def _flush_at_exit() -> None:
     for sink in list(_live_sinks):
-        try:
+        with contextlib.suppress(Exception):  # the interpreter is going away; nothing else to do
             sink.flush()
-        except Exception:  # the interpreter is going away; nothing else to do
-            pass
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

@@ -37,9 +37,8 @@ def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
         return False
     if isinstance(exc, RateLimitExceeded):
         return False  # the limiter already waited up to its bound; past it the call fails
-    if exc.retry_after is not None and exc.retry_after > policy.max_retry_after:
-        return False  # the caller (a task) reschedules itself instead of a worker sleeping
-    return True
+    # Past max_retry_after the caller (a task) reschedules itself instead of a worker sleeping.
+    return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
 
 
 def backoff_seconds(policy: RetryPolicy, attempt_number: int, rng: Callable[[], float] = random.random) -> float:

@@ -7,6 +7,7 @@ integration is created, changed or deleted, and at least every few seconds (grou
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -49,10 +50,8 @@ class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
         """A client may leave while a reply or an event is on its way (a closed tab, a ping answered
         after the close): there is no one to deliver it to, which is not an error for the log."""
-        try:
+        with contextlib.suppress(_Disconnected, OSError):
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
-        except (_Disconnected, OSError):
-            pass
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "user"):

@@ -203,12 +203,12 @@ class IntegrationAdminForm(forms.ModelForm):
 
     def _check_rules(self, kind: str, cleaned: dict[str, Any]) -> None:
         """The service layer's lifecycle rules, asked first so that a refusal is a form error, not a lost save."""
-        owner = cleaned["owner"] if "owner" in cleaned else self.instance.owner
+        owner_id = getattr(cleaned["owner"], "pk", None) if "owner" in cleaned else self.instance.owner_id
         errors = rules.file_errors(
             actor=self.actor,
             kind=kind,
             config=cleaned["config"],
-            owner_id=getattr(owner, "pk", None),
+            owner_id=owner_id,
             integration_id=self.instance.pk or None,
             before=self.instance.config if self.instance.pk else None,
         )

@@ -4,6 +4,7 @@ so /healthz and /metrics count live workers without a broadcast to them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -22,10 +23,8 @@ def start_heartbeat(role: str, name: str | None = None) -> None:
 
     def beat() -> None:
         while True:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 redis_client().set(key, str(time.time()), ex=_ALIVE_TTL)
-            except redis.RedisError:
-                pass
             time.sleep(_ALIVE_TTL / 3)
 
     threading.Thread(target=beat, name=f"hub-heartbeat-{role}", daemon=True).start()

@@ -5,6 +5,7 @@ read through the current Celery app (this module never imports config.celery).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import cast
 
@@ -43,10 +44,8 @@ def remember_operation(operation_id: str, operation: str, integration_id: str, a
 
 
 def fail_operation(operation_id: str, message: str) -> None:
-    try:
+    with contextlib.suppress(redis.RedisError):
         redis_client().hset(_op_key(operation_id), "error", message)
-    except redis.RedisError:
-        pass
 
 
 def operation_record(operation_id: str) -> dict[str, str] | None:

@@ -12,6 +12,7 @@ Writes are never retried by the runtime: a lost connection may have committed th
 
 from __future__ import annotations
 
+import contextlib
 import select
 import threading
 from collections.abc import Callable, Mapping
@@ -146,10 +147,8 @@ class DatabaseConnector(Connector[Any]):
             self._close_pool_quietly()
 
     def _close_pool_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a pool that is already gone must not hide the real error
             self._close_pool()
-        except Exception:  # closing a pool that is already gone must not hide the real error
-            pass
 
     def ensure_connected(self) -> None:
         with self._connect_lock:

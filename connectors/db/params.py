@@ -68,10 +68,7 @@ def convert(sql: str, dialect: Dialect, style: Style) -> Converted:
         elif ch == "[" and dialect == "sqlite":
             end = sql.find("]", i)
             i = n if end < 0 else end + 1
-        elif ch == "-" and nxt == "-":
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif ch == "#" and dialect == "mysql":
+        elif (ch == "-" and nxt == "-") or (ch == "#" and dialect == "mysql"):  # a line comment
             end = sql.find("\n", i)
             i = n if end < 0 else end + 1
         elif ch == "/" and nxt == "*":

@@ -293,12 +293,15 @@ class IntegrationSerializer(serializers.ModelSerializer):
         problem at once, next to the target policy's)."""
         instance: Integration | None = self.instance
         user = self.context["request"].user
-        owner = attrs["owner"] if "owner" in attrs else (instance.owner if instance is not None else user)
+        if "owner" in attrs:
+            owner_id = getattr(attrs["owner"], "pk", None)
+        else:  # the stored owner's id, without loading the user
+            owner_id = instance.owner_id if instance is not None else getattr(user, "pk", None)
         found = rules.file_errors(
             actor=user,
             kind=kind,
             config=config if isinstance(config, Mapping) else None,
-            owner_id=getattr(owner, "pk", None),
+            owner_id=owner_id,
             integration_id=instance.pk if instance is not None else None,
             before=instance.config if instance is not None else None,
         )

@@ -74,10 +74,8 @@ def record_event(
     """Store one event row (at ``batch``'s flush when given). ``message`` and ``detail`` must already be
     free of secrets."""
     ref = _integration_id(integration)
-    if isinstance(integration, str):
-        linked = ref if Integration.objects.filter(pk=ref).exists() else None
-    else:
-        linked = ref
+    # A reference by id alone may name an integration deleted since: the event keeps the id, not the link.
+    linked = ref if not isinstance(integration, str) or Integration.objects.filter(pk=ref).exists() else None
     row = IntegrationEvent(
         integration_id=linked,
         integration_ref=ref,

@@ -143,6 +143,11 @@ def _ascii(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
 
 
+def utc_today() -> dt.date:
+    """The sandbox's calendar day: UTC, like the hub's (TIME_ZONE = "UTC")."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 def working_days(start: dt.date, end: dt.date) -> list[dt.date]:
     days = []
     day = start
@@ -160,7 +165,7 @@ def display_name(record: dict[str, Any]) -> str:
 
 def seed_company(name: str, employees: int, seed: int, today: dt.date | None = None) -> Company:
     """A company of ``employees`` people with a management tree, some leavers, and time off."""
-    today = today or dt.date.today()
+    today = today or utc_today()
     rng = random.Random(seed)
     fake = Faker("en_US")
     fake.seed_instance(seed)

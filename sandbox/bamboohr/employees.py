@@ -87,7 +87,7 @@ class Employees:
     def directory(self, request: Request) -> Response:
         fields = DIRECTORY_FIELDS
         only_current = request.query.get("onlyCurrent", "true").lower() not in ("false", "0", "no")
-        today = dt.date.today().isoformat()
+        today = data.utc_today().isoformat()
         with self.lock:
             employees = []
             for eid, rec in self.company.employees.items():

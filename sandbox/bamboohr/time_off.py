@@ -198,7 +198,7 @@ class TimeOffDesk:
                 prior = self.company.time_off.get(int_value(previous, "previousRequest"))
                 if prior is None or prior.employee_id != int(eid):
                     raise Fail(400, "Invalid previous request id")
-                prior.status, prior.status_changed = "superceded", dt.date.today()
+                prior.status, prior.status_changed = "superceded", data.utc_today()
             created = data.add_time_off(
                 self.company,
                 employee_id=int(eid),
@@ -208,7 +208,7 @@ class TimeOffDesk:
                 status=status,
                 dates=days,
                 notes=notes,
-                created=dt.date.today(),
+                created=data.utc_today(),
                 changed_by=self.key_employee_id,
                 amount=amount,
             )
@@ -229,7 +229,7 @@ class TimeOffDesk:
             if req.status in ("canceled", "superceded") or (req.status == "denied" and status != "denied"):
                 raise Fail(403, f"A {req.status} request cannot be changed")
             req.status = status
-            req.status_changed = dt.date.today()
+            req.status_changed = data.utc_today()
             req.status_changed_by = self.key_employee_id
             if body.get("note"):
                 req.notes["manager"] = str(body["note"])

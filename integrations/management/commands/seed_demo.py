@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from connectors.errors import ConnectorError
 from integrations import services
@@ -92,7 +93,7 @@ def build_hr_database(path: Path, employees: int = 200, seed: int = 7) -> None:
     db.executemany("INSERT INTO employees VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     requests = []
     for request_id in range(1, employees // 2 + 1):
-        start = date.today() + timedelta(days=rng.randint(-60, 90))
+        start = timezone.localdate() + timedelta(days=rng.randint(-60, 90))
         requests.append(
             (
                 request_id,
