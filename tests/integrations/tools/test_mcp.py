@@ -20,10 +20,10 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from integrations.tools import catalog
 from integrations.tools.models import ToolCall
+from tests.integrations.conftest import unique
 from tests.runtime_fixtures import free_port, port_open
-from tests.tools.conftest import unique
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TOOL_NAMES = {t.name for t in catalog.TOOLS}
 
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import IntentState, ToolCall, WriteIntent
+from tests.integrations.conftest import unique
 from tests.runtime_fixtures import wait_until
-from tests.tools.conftest import unique
 
 # Seconds a call may run in a worker (the hard limit is 5 s later): room for the two slowed requests,
 # so that it is the SIGKILL, not the time limit, that interrupts the call.

@@ -1,4 +1,5 @@
-"""Fixtures for the agent tools: a BambooHR sandbox in this process, integrations on it and on the
+"""Fixtures for the integrations app's tests, used by the agent tools (tests/integrations/tools) and agent
+profiles (tests/integrations/agents): a BambooHR sandbox in this process, integrations on it and on the
 real databases of this machine, agent tokens, and a REST client."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The SQL guard on its own: no database, no connector, no tool layer behind it.
 
-tests/tools/test_database_tools.py shows that a bypass leaves the table untouched with every layer in
+tests/integrations/tools/test_database_tools.py shows that a bypass leaves the table untouched with every layer in
 place; this file shows that the guard, alone, refuses each form it is there for and says why. A layer
 is only a layer if it holds when the one below it is gone (issue 26: a guard whose ';' check was
 removed still passed the end-to-end tests, because the database refused the stacked statement).

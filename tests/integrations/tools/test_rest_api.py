@@ -14,7 +14,7 @@ from knox.models import AuthToken
 from integrations.models import Status
 from integrations.tools import catalog
 from integrations.tools.models import AgentToken, ToolCall
-from tests.tools.conftest import unique
+from tests.integrations.conftest import unique
 
 pytestmark = pytest.mark.django_db
 
@@ -47,11 +47,13 @@ def test_catalog_lists_every_tool_with_valid_schemas(api_client, hr_sandbox, mak
         "create_hris_record",
         "update_hris_record",
         "set_time_off_request_status",
+        "describe_access",  # about the caller's own profile (issue 16): the one tool without connector_id
     }
     for tool in listed.values():
         Draft202012Validator.check_schema(tool["input_schema"])
         Draft202012Validator.check_schema(tool["output_schema"])
-        assert tool["input_schema"]["type"] == "object" and "connector_id" in tool["input_schema"]["required"]
+        assert tool["input_schema"]["type"] == "object"
+        assert ("connector_id" in tool["input_schema"]["required"]) is (tool["name"] != "describe_access")
         assert set(tool["annotations"]) >= {"readOnlyHint", "destructiveHint", "idempotentHint"}
     assert listed["query_hris"]["annotations"]["readOnlyHint"] is True
     assert listed["create_hris_record"]["annotations"]["readOnlyHint"] is False
