@@ -58,6 +58,22 @@ class QueryResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CallScope:
+    """One call's limits, set on the leased connection for that call only and undone before it
+    goes back to the pool (an agent profile's, through the tools): ``allow`` a table/column
+    allow-list the engine enforces (SQLite's authorizer), ``role`` a role the statement runs as
+    (PostgreSQL ``SET LOCAL ROLE`` inside the call's transaction, MariaDB ``SET ROLE``). An engine
+    that cannot honour a limit refuses the call rather than run it unlimited."""
+
+    allow: Mapping[str, Any] | None = None
+    role: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.allow is None and not self.role
+
+
 class Lease(Protocol):
     """A pooled connection on loan; ``release(discard=True)`` throws a broken one away."""
 
@@ -108,6 +124,11 @@ class DatabaseConnector(Connector[Any]):
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
         raise NotImplementedError
+
+    def _scoped(self, connection: Any, scope: CallScope, work: Callable[[bool], T], *, write: bool) -> T:
+        """Run ``work(in_transaction)`` on ``connection`` under ``scope`` and undo it afterwards.
+        Engines that honour a scope override this; the default refuses any limit."""
+        raise self._fail(f"{self.label} cannot run a call under a table allow-list or role", Category.CONFIG)
 
     def _map_error(self, exc: BaseException) -> ConnectorError | None:
         """A ConnectorError for a driver error; None for anything else (a bug: re-raised as it is)."""
@@ -234,11 +255,25 @@ class DatabaseConnector(Connector[Any]):
         return self.runtime.call(operation, attempt, retry=not write)
 
     # ---------------------------------------------------------------- reads
-    def fetch(self, sql: str, params: Mapping[str, Any] | None = None, *, max_rows: int | None = None) -> QueryResult:
+    def fetch(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        max_rows: int | None = None,
+        scope: CallScope | None = None,
+    ) -> QueryResult:
         limit = self.config.max_rows if max_rows is None else max(1, min(max_rows, self.config.max_rows))
         text, values = bind(sql, params, self.dialect, self.param_style)
         run_query = self._run_query
-        return self._execute("query", lambda conn: run_query(conn, text, values, limit, in_transaction=False))
+        if scope is None or scope.empty:
+            return self._execute("query", lambda conn: run_query(conn, text, values, limit, in_transaction=False))
+        return self._execute(
+            "query",
+            lambda conn: self._scoped(
+                conn, scope, lambda in_tx: run_query(conn, text, values, limit, in_transaction=in_tx), write=False
+            ),
+        )
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.fetch(sql, params).rows
@@ -256,9 +291,16 @@ class DatabaseConnector(Connector[Any]):
         return [self._describe_row(row) for row in rows]
 
     # ---------------------------------------------------------------- writes
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, scope: CallScope | None = None) -> int:
         text, values = bind(sql, params, self.dialect, self.param_style)
-        count, _rows = self._execute("execute", lambda conn: self._run_write(conn, text, values), write=True)
+        if scope is None or scope.empty:
+            count, _rows = self._execute("execute", lambda conn: self._run_write(conn, text, values), write=True)
+            return count
+        count, _rows = self._execute(
+            "execute",
+            lambda conn: self._scoped(conn, scope, lambda _in_tx: self._run_write(conn, text, values), write=True),
+            write=True,
+        )
         return count
 
     # ---------------------------------------------------------------- helpers for engines

@@ -23,12 +23,13 @@ rows, keep their connection.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import MySQLdb
 from MySQLdb.constants import CLIENT
 
-from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
+from connectors.db.base import CallScope, DatabaseConfig, DatabaseConnector, QueryResult
 from connectors.db.params import Dialect
 from connectors.db.queuepool import QueuePoolMixin
 from connectors.errors import Category, ConnectorError
@@ -73,6 +74,14 @@ _SSL_MODES = {
     "verify-ca": "VERIFY_CA",
     "verify-full": "VERIFY_IDENTITY",
 }
+
+
+T = TypeVar("T")
+
+
+def _quoted(name: str) -> bytes:
+    """A role name as a MariaDB identifier."""
+    return ("`" + name.replace("`", "``") + "`").encode()
 
 
 def _statement(connection: Any, sql: str, values: tuple[Any, ...] | None) -> bytes:
@@ -177,6 +186,29 @@ class MySQLConnector(QueuePoolMixin, DatabaseConnector):
             return None
 
     # ---------------------------------------------------------------- statements
+    def _scoped(self, connection: Any, scope: CallScope, work: Callable[[bool], T], *, write: bool) -> T:
+        """The call with ``SET ROLE`` for its session, set back to the session's previous role after
+        (a connection whose role cannot be put back is closed, never pooled). MariaDB adds a role's
+        privileges to the user's own: the hub's user must itself read nothing the role should not
+        (``connectors.db.privileges.check_role`` reports the union). A table allow-list alone is not
+        enforced here (the tools' sqlglot check names what it refuses)."""
+        if not scope.role:
+            return work(False)
+        if "\x00" in scope.role:
+            raise self._fail("invalid role name", Category.INVALID)
+        connection.query(b"SELECT CURRENT_ROLE()")
+        found = connection.store_result().fetch_row(1, 0)
+        before = found[0][0] if found else None
+        connection.query(b"SET ROLE " + _quoted(scope.role))
+        try:
+            return work(False)
+        finally:
+            try:
+                restore = _quoted(before.decode() if isinstance(before, bytes) else str(before)) if before else b"NONE"
+                connection.query(b"SET ROLE " + restore)
+            except MySQLdb.Error:
+                connection.close()
+
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
         statement = _statement(connection, sql, values)
         if not self.config.read_only or in_transaction:

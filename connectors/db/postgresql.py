@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import psycopg_pool
-from psycopg import pq
+from psycopg import pq, sql
 
-from connectors.db.base import DatabaseConfig, DatabaseConnector, QueryResult
+from connectors.db.base import CallScope, DatabaseConfig, DatabaseConnector, QueryResult
 from connectors.errors import Category, ConnectorError
 from connectors.policy import Target
 
 _READ_ONLY_DEFAULT = b"default_transaction_read_only"
+T = TypeVar("T")
 
 # SQLSTATE (or its two-letter class) -> category; the first match wins, longest first.
 _SQLSTATE: dict[str, tuple[Category, str]] = {
@@ -224,6 +226,24 @@ class PostgreSQLConnector(DatabaseConnector):
         else:
             columns = [column.name for column in cursor.description or ()]
         return self._result(columns, cursor.fetchmany(limit + 1), limit)
+
+    def _scoped(self, connection: Any, scope: CallScope, work: Callable[[bool], T], *, write: bool) -> T:
+        """The call in its own transaction (read-only for a read) that starts with ``SET LOCAL ROLE``:
+        the role ends with the transaction, so the pooled connection comes back as it was. The SQL
+        guard refuses SET, RESET and set_config in agent SQL, so the statement cannot leave the role.
+        A table allow-list alone is not enforced here (the tools' sqlglot check names what it refuses)."""
+        if not scope.role:
+            return work(False)
+        connection.execute("BEGIN" if write else "BEGIN READ ONLY")
+        try:
+            connection.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(scope.role)))
+            result = work(True)
+        except BaseException:
+            if not connection.closed and connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT" if write else "ROLLBACK")
+        return result
 
     def _run_write(self, connection: Any, sql: str, values: Any) -> tuple[int, list[dict[str, Any]]]:
         with connection.cursor() as cursor:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from connectors.db.base import DatabaseConnector
+from connectors.db.base import CallScope, DatabaseConnector, QueryResult
 from connectors.errors import Category, ConnectorError
 
 AllowList = Mapping[str, Sequence[str] | Literal["*"]]
@@ -66,14 +66,42 @@ class Privileges:
     grants: list[str] = field(default_factory=list)
 
 
-def _postgres(db: DatabaseConnector) -> Privileges:
+class _Reads(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    def fetch(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, max_rows: int | None = None
+    ) -> QueryResult: ...
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+
+class _AsRole:
+    """``db`` with every read run as ``role`` (``CallScope``): what the agent's queries would see."""
+
+    def __init__(self, db: DatabaseConnector, role: str) -> None:
+        self.db, self.kind, self.label = db, db.kind, db.label
+        self.scope = CallScope(role=role)
+
+    def fetch(self, sql: str, params: Mapping[str, Any] | None = None, *, max_rows: int | None = None) -> QueryResult:
+        return self.db.fetch(sql, params, max_rows=max_rows, scope=self.scope)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.fetch(sql, params).rows
+
+
+def _postgres(db: _Reads) -> Privileges:
     who = db.query("SELECT current_user AS role, current_schema() AS schema")[0]
     rows = db.fetch(_PG_READABLE, max_rows=100_000).rows
     columns = [(r["table_schema"], r["table_name"], r["column_name"]) for r in rows]
     return Privileges(str(who["role"]), str(who["schema"] or "public"), columns)
 
 
-def _mysql(db: DatabaseConnector) -> Privileges:
+def _mysql(db: _Reads) -> Privileges:
     who = db.query("SELECT CURRENT_USER() AS role, DATABASE() AS db")[0]
     grantees = [str(r["grantee"]) for r in db.query(_MY_GRANTEES)]
     marks = ", ".join(f":g{i}" for i in range(len(grantees)))
@@ -114,11 +142,12 @@ def _mysql(db: DatabaseConnector) -> Privileges:
 
 
 # kind -> how to read that engine's privileges (the family's dispatch table, as in the registry).
-READERS: dict[str, Callable[[DatabaseConnector], Privileges]] = {"postgresql": _postgres, "mysql": _mysql}
+READERS: dict[str, Callable[[_Reads], Privileges]] = {"postgresql": _postgres, "mysql": _mysql}
 
 
-def readable(db: DatabaseConnector) -> Privileges:
-    """What ``db``'s role can read, asked of the server."""
+def readable(db: DatabaseConnector, role: str | None = None) -> Privileges:
+    """What ``db``'s role (or ``role``, set for the reads as the tools set it for an agent's
+    queries) can read, asked of the server."""
     reader = READERS.get(db.kind)
     if reader is None:
         raise ConnectorError(
@@ -126,7 +155,7 @@ def readable(db: DatabaseConnector) -> Privileges:
             category=Category.CONFIG,
             permanent=True,
         )
-    return reader(db)
+    return reader(_AsRole(db, role) if role else db)
 
 
 def beyond(privileges: Privileges, allow: AllowList, *, fold_case: bool = False) -> list[tuple[str, str]]:
@@ -152,10 +181,10 @@ def beyond(privileges: Privileges, allow: AllowList, *, fold_case: bool = False)
     return extra
 
 
-def check_role(db: DatabaseConnector, allow: AllowList) -> Privileges:
-    """Read ``db``'s privileges and refuse (a permission error saying what it can read beyond the
-    list) when the role is wider than ``allow``."""
-    privileges = readable(db)
+def check_role(db: DatabaseConnector, allow: AllowList, role: str | None = None) -> Privileges:
+    """Read ``db``'s privileges (as ``role`` when given) and refuse (a permission error saying what
+    it can read beyond the list) when the role is wider than ``allow``."""
+    privileges = readable(db, role)
     extra = beyond(privileges, allow, fold_case=db.kind == "mysql")
     if extra:
         raise ConnectorError(

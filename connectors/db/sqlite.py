@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from connectors.db.base import DatabaseConnector, DatabaseOptions, QueryResult
+from connectors.db.base import CallScope, DatabaseConnector, DatabaseOptions, QueryResult
 from connectors.db.params import Dialect
 from connectors.db.queuepool import QueuePoolMixin
 from connectors.db.sqlite_authorizer import ColumnAuthorizer, normalise
@@ -60,8 +61,26 @@ _UNIQUE = {1555, 2067}  # SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
 _TRANSIENT = {5, 6}
 
 
+T = TypeVar("T")
+
+
+class _Both:
+    """Two allow-lists at once (the integration's and a call's): a read must pass both."""
+
+    def __init__(self, first: ColumnAuthorizer, second: ColumnAuthorizer) -> None:
+        self.first, self.second = first, second
+
+    def __call__(self, *args: Any) -> int:
+        verdict: int = self.first(*args)
+        return verdict if verdict != sqlite3.SQLITE_OK else self.second(*args)
+
+    def take(self, label: str) -> ConnectorError | None:
+        first, second = self.first.take(label), self.second.take(label)
+        return first or second
+
+
 class _Connection(sqlite3.Connection):
-    authorizer: ColumnAuthorizer | None = None
+    authorizer: ColumnAuthorizer | _Both | None = None
 
 
 class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
@@ -126,6 +145,25 @@ class SQLiteConnector(QueuePoolMixin, DatabaseConnector):
             raise
         finally:
             connection.set_progress_handler(None, 0)
+
+    def _scoped(self, connection: Any, scope: CallScope, work: Callable[[bool], T], *, write: bool) -> T:
+        """A call's allow-list as the connection's authorizer for this call only (on top of the
+        integration's own ``allowed_columns``), put back before the connection returns to the pool.
+        Setting an authorizer expires the connection's prepared statements, so a statement cached by
+        an earlier, unrestricted call is compiled again and checked."""
+        if scope.role:
+            raise self._fail("SQLite has no roles: use a table allow-list", Category.CONFIG)
+        if scope.allow is None:
+            return work(False)
+        previous = connection.authorizer
+        call = ColumnAuthorizer(scope.allow)
+        connection.authorizer = call if previous is None else _Both(previous, call)
+        connection.set_authorizer(connection.authorizer)
+        try:
+            return work(False)
+        finally:
+            connection.authorizer = previous
+            connection.set_authorizer(previous)
 
     def _run_query(self, connection: Any, sql: str, values: Any, limit: int, *, in_transaction: bool) -> QueryResult:
         def run() -> QueryResult:

@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors import registry
 from integrations import services
-from integrations.tools import conf, sql_guard
+from integrations.tools import conf, database_policy, sql_guard
 from integrations.tools.context import ToolContext, jsonable
 from integrations.tools.errors import ToolError
 
@@ -53,8 +53,15 @@ def query_database(
             raise ToolError("permission", "this token may only read: write statements need a write token") from None
         raise ToolError("invalid", str(exc)) from None
 
+    # Under a profile's table allow-list (a write too): the engine enforces it for this call.
+    rules = database_policy.rules_of(ctx)
+    scope = database_policy.scope_for(ctx, rules) if rules is not None else None
+    extra = {"scope": scope} if scope is not None else {}
+    if rules is not None and not checked.writes:
+        database_policy.check_sql(ctx, rules, checked.sql)
+
     if checked.writes:
-        affected = services.run_operation(connector_id, "execute", checked.sql, dict(params or {}))
+        affected = services.run_operation(connector_id, "execute", checked.sql, dict(params or {}), **extra)
         return {
             "columns": [],
             "rows": [],
@@ -64,7 +71,7 @@ def query_database(
         }
 
     cap = min(max_rows or conf.max_rows(), conf.max_rows())
-    result = services.run_operation(connector_id, "fetch", checked.sql, dict(params or {}), max_rows=cap)
+    result = services.run_operation(connector_id, "fetch", checked.sql, dict(params or {}), max_rows=cap, **extra)
     columns = [str(c) for c in result.columns]
     rows = _rows(result.rows, columns)
     rows, cut = _cap_bytes(rows, conf.max_result_bytes())
@@ -78,11 +85,17 @@ def query_database(
 
 
 def list_tables(ctx: ToolContext, connector_id: str) -> dict[str, Any]:
-    tables = services.run_operation(connector_id, "list_tables")
-    return {"tables": [str(t) for t in tables]}
+    tables = [str(t) for t in services.run_operation(connector_id, "list_tables")]
+    rules = database_policy.rules_of(ctx)
+    if rules is not None:
+        tables = database_policy.visible_tables(rules, tables)  # only the profile's tables
+    return {"tables": tables}
 
 
 def describe_table(ctx: ToolContext, connector_id: str, table: str) -> dict[str, Any]:
+    rules = database_policy.rules_of(ctx)
+    if rules is not None:
+        database_policy.visible_columns(rules, table, [])  # a table outside the list: refused before asking
     columns = services.run_operation(connector_id, "describe_table", table)
     out = []
     for column in columns:
@@ -91,4 +104,6 @@ def describe_table(ctx: ToolContext, connector_id: str, table: str) -> dict[str,
         if item.get("default") is not None:
             item["default"] = str(item["default"])
         out.append(item)
+    if rules is not None:
+        out = database_policy.visible_columns(rules, table, out)  # only the profile's columns
     return {"table": table, "columns": out}
