@@ -189,7 +189,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Integration) -> dict[str, Any]:
         """The declared fields' output, written out: DRF's per-field machinery costs ~1 ms a row, and a
-        list of 1,000 must answer within 100 ms. tests/api asserts it equals ``generic_representation``."""
+        list of 1,000 must answer within 100 ms. tests/integrations/api asserts it equals ``generic_representation``."""
         request = self.context.get("request")
         base = self.context.get("_integrations_url")
         if base is None:

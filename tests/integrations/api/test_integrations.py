@@ -7,7 +7,7 @@ import re
 import pytest
 
 from integrations.models import Integration, IntegrationEvent
-from tests.api.conftest import bamboo_body
+from tests.integrations.api.conftest import bamboo_body
 
 
 @pytest.fixture

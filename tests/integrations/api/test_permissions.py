@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from integrations.models import Integration, IntegrationEvent
-from tests.api.conftest import bamboo_body
+from tests.integrations.api.conftest import bamboo_body
 
 ROLES = ["anonymous", "other", "owner", "member", "staff"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.models import Integration
-from tests.api.conftest import BAMBOO_API_KEY, OAUTH_CLIENT_SECRET
+from tests.integrations.api.conftest import BAMBOO_API_KEY, OAUTH_CLIENT_SECRET
 
 SECRETS = (BAMBOO_API_KEY, OAUTH_CLIENT_SECRET, BAMBOO_API_KEY + "-rotated")
 
