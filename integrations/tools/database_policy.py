@@ -132,3 +132,19 @@ def check_roles(integration: Integration, grants: Iterable[tuple[str, Grant]]) -
         redis_client().delete(key)
         reports.append({"profile": profile, "role": rules.role, "ok": True})
     return reports
+
+
+def role_errors(integration: Integration, allow: Mapping[str, Any] | None, role: str | None) -> list[str]:
+    """For a profile form or API (save time): what ``role`` can read beyond ``allow``, asked of the
+    server; [] when it is within the list (or there is nothing to check)."""
+    if not role or allow is None or integration.kind not in SERVER_ENGINES:
+        return []
+    try:
+        connector = services.connector_for(integration)
+        if not isinstance(connector, DatabaseConnector):
+            return []
+        connector.ensure_connected()
+        privileges.check_role(connector, allow, role)
+    except ConnectorError as exc:
+        return [f"role: {exc.message}"]
+    return []

@@ -200,3 +200,12 @@ def test_a_postgresql_allow_list_without_a_role_is_refused(pg, pg_hub, policed_c
     ctx = policed_ctx(pg_hub, database=DatabaseRules(allow={table: ["id"]}))
     message = _refused(lambda: database.query_database(ctx, pg_hub.id, f"SELECT id FROM {table}"))
     assert "role" in message
+
+
+def test_role_errors_at_save_time_say_what_the_role_reads_beyond_the_list(pg, pg_hub) -> None:
+    conn, table, role = pg
+    assert database_policy.role_errors(pg_hub, {table: ["id", "name"]}, role) == []
+    errors = database_policy.role_errors(pg_hub, {table: ["id"]}, role)
+    assert len(errors) == 1 and f"{table} (name)" in errors[0] and role in errors[0]
+    missing = database_policy.role_errors(pg_hub, {table: ["id"]}, f"{role}_missing")
+    assert missing and "does not exist" in missing[0]
