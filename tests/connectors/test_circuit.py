@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import time
 
 import pytest
@@ -168,3 +169,130 @@ def test_across_processes_the_circuit_is_shared_and_one_process_probes(
         assert answers.count("probe") == expected_probes
         assert answers.count("unavailable") == 6 - expected_probes
     assert opener.state("db") == "half_open"
+
+
+# Issue 26: the edges mutation testing found untested. The memory breaker takes a clock, so the exact
+# boundaries (the cool-down's last instant, the probe's time-out) are checked without sleeping.
+class Clock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _refusal(breaker: MemoryCircuitBreaker | RedisCircuitBreaker, key: str = "db") -> ConnectorError:
+    with pytest.raises(ConnectorError) as info:
+        breaker.before_call(key)
+    return info.value
+
+
+def test_memory_defaults_open_after_five_failures_for_thirty_seconds() -> None:
+    clock = Clock()
+    breaker = MemoryCircuitBreaker(clock=clock)
+    assert breaker.state("db") == "closed"  # never seen
+    for _ in range(4):
+        breaker.record_failure("db")
+    assert breaker.state("db") == "closed"
+    breaker.before_call("db")
+    breaker.record_failure("db")
+    assert breaker.state("db") == "open"
+    error = _refusal(breaker)
+    assert error.message == "circuit open for db (too many consecutive failures); calls fail fast for 30.0 s more"
+    assert error.category == Category.UNAVAILABLE and error.retry_after == 30.0 and not error.permanent
+    clock.now = 29.5
+    assert _refusal(breaker).retry_after == 0.5
+    clock.now = 30.0  # the cool-down's end: half-open, this caller probes
+    assert breaker.state("db") == "half_open"
+    breaker.before_call("db")
+    clock.now = 59.0  # the probe is given up after probe_timeout = cooldown (30 s)...
+    probing = _refusal(breaker)
+    assert probing.message == "circuit open for db (another caller is probing it); calls fail fast for 1.0 s more"
+    assert probing.retry_after == 1.0
+    clock.now = 60.0  # ...and then the next caller gets it
+    breaker.before_call("db")
+
+
+def test_memory_probe_timeout_is_at_least_a_second_or_as_given() -> None:
+    clock = Clock()
+    short = MemoryCircuitBreaker(1, 0.3, clock=clock)
+    short.record_failure("k")
+    clock.now = 0.3
+    short.before_call("k")  # the probe, at the cool-down's end (and not refused as "probing" before any probe)
+    clock.now = 1.29
+    assert "probing" in _refusal(short, "k").message
+    clock.now = 1.3
+    short.before_call("k")
+    given = MemoryCircuitBreaker(1, 10, probe_timeout=2, clock=clock)
+    clock.now = 100.0
+    given.record_failure("k")
+    clock.now = 110.0
+    given.before_call("k")
+    clock.now = 112.0
+    given.before_call("k")
+
+
+def test_memory_a_failure_after_the_cooldown_opens_it_again_without_a_probe() -> None:
+    clock = Clock()
+    breaker = MemoryCircuitBreaker(2, 10, clock=clock)
+    breaker.record_failure("db")
+    breaker.record_failure("db")
+    clock.now = 10.0  # exactly the end of the cool-down
+    breaker.record_failure("db")  # e.g. a caller that skipped before_call
+    assert breaker.state("db") == "open"
+    assert breaker.retry_after("db") == 10.0
+    clock.now = 20.0
+    assert breaker.state("db") == "half_open" and breaker.retry_after("db") is None
+
+
+def test_redis_breaker_defaults(redis_client: redis.Redis, redis_prefix: str) -> None:
+    breaker = RedisCircuitBreaker(redis_client, prefix=redis_prefix)
+    for _ in range(4):
+        breaker.record_failure("db")
+    assert breaker.state("db") == "closed"
+    breaker.record_failure("db")
+    error = _refusal(breaker)
+    assert error.message.startswith("circuit open for db (too many consecutive failures); calls fail fast for 3")
+    assert error.retry_after is not None and 29 < error.retry_after <= 30
+
+
+def test_redis_a_clean_closed_circuit_is_trusted_for_the_refresh_interval(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # The documented trade: a process that saw the circuit closed and clean does not ask Redis again
+    # for `refresh` seconds, so another process's opening reaches it that much later...
+    here = RedisCircuitBreaker(redis_client, 2, 10, prefix=redis_prefix, refresh=30)
+    elsewhere = RedisCircuitBreaker(redis_client, 2, 10, prefix=redis_prefix)
+    here.before_call("db")
+    elsewhere.record_failure("db")
+    elsewhere.record_failure("db")
+    assert elsewhere.state("db") == "open"
+    here.before_call("db")  # still trusted
+    # ...and its success does not reset a circuit it saw clean: the other process's opening stands.
+    here.record_success("db")
+    assert elsewhere.state("db") == "open"
+    assert "too many consecutive failures" in _refusal(elsewhere).message
+    # After its own failure it asks Redis every time.
+    here.record_failure("db")
+    assert "circuit open for db" in _refusal(here).message
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_redis_unreachable_refuses_calls_but_never_hides_a_result(caplog: pytest.LogCaptureFixture) -> None:
+    down = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    breaker = RedisCircuitBreaker(down, prefix="nowhere")
+    error = _refusal(breaker)
+    assert error.message == "circuit-breaker store (Redis) is unreachable: ConnectionError"
+    assert error.category == Category.UNAVAILABLE and error.retry_after == 5.0
+    with caplog.at_level("WARNING", logger="connectors.circuit"):
+        breaker.record_success("db")  # the call succeeded: no exception for the bookkeeping
+        breaker.record_failure("db")
+    assert [r.getMessage() for r in caplog.records] == [
+        "circuit state for db not reset: Redis ConnectionError",
+        "circuit failure for db not counted: Redis ConnectionError",
+    ]
