@@ -104,10 +104,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         r
         for key in ("passed", "failed", "error")
         for r in terminalreporter.stats.get(key, [])
-        if "tests/api/test_fuzz.py" in getattr(r, "nodeid", "") and getattr(r, "when", "call") == "call"
+        if "tests/integrations/api/test_fuzz.py" in getattr(r, "nodeid", "") and getattr(r, "when", "call") == "call"
     ]
     outcome = ", ".join(sorted({r.outcome for r in fuzz})) if fuzz else "not run in this session"
-    write(f"schemathesis run of the API: tests/api/test_fuzz.py ({outcome})")
+    write(f"schemathesis run of the API: tests/integrations/api/test_fuzz.py ({outcome})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Bad input gets a clear refusal, never a traceback or a dead process: malformed WebSocket messages,
 oversized bodies, invalid JSON and config, and OAuth2 callbacks that were forged, replayed, expired or
-sent to the wrong user. (The generated-request fuzzing of the REST API is tests/api/test_fuzz.py, the
+sent to the wrong user. (The generated-request fuzzing of the REST API is tests/integrations/api/test_fuzz.py, the
 schemathesis run of [api]; the summary of this suite reports its outcome when both run together.)
 """
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.oauth.authserver import clients
-from tests.oauth.conftest import authserver  # noqa: F401 - the OAuth2 provider on loopback (a fixture)
+from tests.integrations.oauth.authserver import clients
+from tests.integrations.oauth.conftest import authserver  # noqa: F401 - the OAuth2 provider on loopback (a fixture)
 from tests.resilience.conftest import CHECK_INTERVAL, Hub, Report, postgres_config, secret_variants
 from tests.resilience.helpers import agent_token, call_tool, wait_status
 from tests.runtime_fixtures import WSClient, session_cookie_for, wait_until

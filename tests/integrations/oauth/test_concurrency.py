@@ -14,8 +14,8 @@ import pytest
 from django.db import connection
 
 from integrations.models import EventType, Integration, IntegrationEvent
-from tests.oauth.authserver import clients
-from tests.oauth.conftest import ROOT, AuthServer, ProviderBrowser, authorized_token
+from tests.integrations.oauth.authserver import clients
+from tests.integrations.oauth.conftest import ROOT, AuthServer, ProviderBrowser, authorized_token
 
 PROCESSES = 10
 
@@ -36,7 +36,7 @@ def test_ten_processes_refresh_an_expired_token_once(
         [
             sys.executable,
             "-m",
-            "tests.oauth.child_get_token",
+            "tests.integrations.oauth.child_get_token",
             integration_id,
             f"{authserver.url}/api/me",
             str(PROCESSES),

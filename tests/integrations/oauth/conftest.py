@@ -23,9 +23,9 @@ import pytest
 
 from connectors.auth.oauth2 import OAuth2Config, authorization_request, exchange_code
 from tests.connectors.policies import LOOPBACK
-from tests.oauth.authserver import clients
+from tests.integrations.oauth.authserver import clients
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -90,7 +90,7 @@ def authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]
     db = tmp_path_factory.mktemp("authserver") / "provider.sqlite3"
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.oauth.authserver.serve", str(db)],
+        [sys.executable, "-m", "tests.integrations.oauth.authserver.serve", str(db)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 from integrations.oauth.views import SESSION_FLOWS
-from tests.oauth.authserver import clients
-from tests.oauth.conftest import AuthServer, ProviderBrowser, query
+from tests.integrations.oauth.authserver import clients
+from tests.integrations.oauth.conftest import AuthServer, ProviderBrowser, query
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """A small, separate Django project: django-oauth-toolkit as the OAuth2 authorization server the hub talks to.
 
-It runs in its own process (``python -m tests.oauth.authserver.serve``) with its own SQLite file, so the
+It runs in its own process (``python -m tests.integrations.oauth.authserver.serve``) with its own SQLite file, so the
 hub's code reaches it only over HTTP on loopback, like a real provider.
 """
 
@@ -21,13 +21,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "tests.oauth.authserver.counting.CountTokenRequestsMiddleware",
+    "tests.integrations.oauth.authserver.counting.CountTokenRequestsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 
-ROOT_URLCONF = "tests.oauth.authserver.urls"
+ROOT_URLCONF = "tests.integrations.oauth.authserver.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -22,8 +22,8 @@ from connectors.auth.oauth2 import (
 from connectors.auth.presets import preset_config
 from connectors.errors import ConnectorError
 from tests.connectors.policies import LOOPBACK
-from tests.oauth.authserver import clients
-from tests.oauth.conftest import AuthServer, MemoryStore, ProviderBrowser, query
+from tests.integrations.oauth.authserver import clients
+from tests.integrations.oauth.conftest import AuthServer, MemoryStore, ProviderBrowser, query
 
 REDIRECT = clients.HUB_REDIRECT_URI
 SECRET = clients.CODE_CLIENT_SECRET

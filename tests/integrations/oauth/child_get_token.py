@@ -1,6 +1,6 @@
 """Hub worker processes that need the integration's token at the same moment.
 
-``python -m tests.oauth.child_get_token <integration id> <provider API url> <processes>`` sets Django up once
+``python -m tests.integrations.oauth.child_get_token <integration id> <provider API url> <processes>`` sets Django up once
 against the test database it is given (HUB_CHILD_DB_NAME), then forks that many worker processes. Each
 opens its own database connection, builds the token provider the way a worker does, waits at a barrier
 so that all ask at once, gets the token and calls the provider's API with it. One JSON line comes out:

@@ -13,8 +13,8 @@ from django.urls import reverse
 from connectors.errors import ConnectorError
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 from integrations.services import token_provider_for
-from tests.oauth.authserver import clients
-from tests.oauth.conftest import AuthServer, ProviderBrowser, authorized_token
+from tests.integrations.oauth.authserver import clients
+from tests.integrations.oauth.conftest import AuthServer, ProviderBrowser, authorized_token
 
 pytestmark = pytest.mark.django_db
 

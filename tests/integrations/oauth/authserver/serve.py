@@ -1,4 +1,4 @@
-"""Run the test authorization server: ``python -m tests.oauth.authserver.serve <sqlite-file>``.
+"""Run the test authorization server: ``python -m tests.integrations.oauth.authserver.serve <sqlite-file>``.
 
 Migrates its own database, registers the test user and client applications, binds a free loopback
 port and prints ``{"port": N}`` on one line once it accepts connections.
@@ -13,7 +13,7 @@ import sys
 
 def main() -> None:
     os.environ["AUTHSERVER_DB"] = sys.argv[1]
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.oauth.authserver.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.integrations.oauth.authserver.settings"
     import django
 
     django.setup()
@@ -24,7 +24,7 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
     from oauth2_provider.models import Application
 
-    from tests.oauth.authserver import clients
+    from tests.integrations.oauth.authserver import clients
 
     call_command("migrate", verbosity=0, interactive=False)
     user = get_user_model().objects.create_user(clients.PROVIDER_USER, password=clients.PROVIDER_PASSWORD)

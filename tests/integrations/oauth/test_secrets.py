@@ -16,8 +16,8 @@ from django.urls import reverse
 from integrations.models import Integration, IntegrationEvent
 from integrations.oauth.views import SESSION_FLOWS
 from integrations.services import token_provider_for
-from tests.oauth.authserver import clients
-from tests.oauth.conftest import AuthServer, ProviderBrowser
+from tests.integrations.oauth.authserver import clients
+from tests.integrations.oauth.conftest import AuthServer, ProviderBrowser
 from tests.sqlite_files import sqlite_file_bytes
 
 

@@ -11,7 +11,7 @@ from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2 import Server
 
-from tests.oauth.authserver.counting import stats_view
+from tests.integrations.oauth.authserver.counting import stats_view
 
 
 def me(request: HttpRequest) -> HttpResponse:
