@@ -23,6 +23,7 @@ A helper module, not a method of ``DatabaseConnector``: two engines use it (STYL
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -53,6 +54,54 @@ SELECT CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_
 UNION SELECT CONCAT('''', ROLE_NAME, '''') FROM information_schema.ENABLED_ROLES
 """
 _MY_SYSTEM_SCHEMAS = ("information_schema", "performance_schema")
+
+# SHOW GRANTS lines: "GRANT SELECT, SELECT (`a`, `b`) ON `db`.`t` TO ..." (role membership lines
+# have no ON). information_schema's *_PRIVILEGES tables show a user without admin rights only the
+# grants made to the user itself, not those of its enabled role; SHOW GRANTS shows both.
+_GRANT_LINE = re.compile(
+    r"^GRANT (?P<privs>.+?) ON (?P<object>(?:`(?:[^`]|``)*`|\*|[^\s.]+)\.(?:`(?:[^`]|``)*`|\*|[^\s]+)) TO "
+)
+_PRIV = re.compile(r"\s*(?P<name>[A-Z ]+?)\s*(?:\((?P<columns>[^)]*)\))?\s*(?:,|$)")
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name.startswith("`") and name.endswith("`") else name
+
+
+def _split_object(text: str) -> tuple[str, str]:
+    match = re.match(r"^(`(?:[^`]|``)*`|\*|[^.]+)\.(.+)$", text)
+    if match is None:
+        return text, "*"
+    return _unquote(match.group(1)), _unquote(match.group(2))
+
+
+def grants_from_show(
+    lines: Iterable[str],
+) -> tuple[bool, set[str], set[tuple[str, str]], set[tuple[str, str, str]]]:
+    """(everything, schemas, tables, columns) readable per SHOW GRANTS (SELECT or ALL PRIVILEGES)."""
+    everything = False
+    schemas: set[str] = set()
+    tables: set[tuple[str, str]] = set()
+    columns: set[tuple[str, str, str]] = set()
+    for line in lines:
+        match = _GRANT_LINE.match(line)
+        if match is None or match.group("privs").startswith("PROXY"):
+            continue
+        schema, table = _split_object(match.group("object"))
+        for priv in _PRIV.finditer(match.group("privs")):
+            name = priv.group("name").strip()
+            if name not in ("SELECT", "ALL PRIVILEGES", "ALL"):
+                continue
+            if priv.group("columns"):
+                for column in priv.group("columns").split(","):
+                    columns.add((schema, table, _unquote(column.strip())))
+            elif schema == "*":
+                everything = True
+            elif table == "*":
+                schemas.add(schema)
+            else:
+                tables.add((schema, table))
+    return everything, schemas, tables, columns
 
 
 @dataclass
@@ -132,12 +181,17 @@ def _mysql(db: _Reads) -> Privileges:
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
         max_rows=100_000,
     ).rows
+    grants = [str(next(iter(r.values()))) for r in db.query("SHOW GRANTS")]
+    shown_all, shown_schemas, shown_tables, shown_columns = grants_from_show(grants)
+    everything = everything or shown_all
+    schemas |= shown_schemas
+    tables |= shown_tables
+    granted_columns |= shown_columns
     columns: list[Column] = []
     for row in visible:
         key = (str(row["s"]), str(row["t"]), str(row["c"]))
         if everything or key[0] in schemas or key[:2] in tables or key in granted_columns:
             columns.append(key)
-    grants = [str(next(iter(r.values()))) for r in db.query("SHOW GRANTS")]
     return Privileges(str(who["role"]), str(who["db"] or ""), columns, grants)
 
 

@@ -41,7 +41,8 @@ def _make(kind: str, config: dict[str, Any]) -> Integration:
     services.create_integration(
         actor="tests", id=integration_id, name="policy", kind=kind, auth_type="none", config=config
     )
-    assert services.connect(integration_id)["ok"]
+    result = services.connect(integration_id)
+    assert result["ok"], result
     return Integration.objects.get(pk=integration_id)
 
 
@@ -209,3 +210,65 @@ def test_role_errors_at_save_time_say_what_the_role_reads_beyond_the_list(pg, pg
     assert len(errors) == 1 and f"{table} (name)" in errors[0] and role in errors[0]
     missing = database_policy.role_errors(pg_hub, {table: ["id"]}, f"{role}_missing")
     assert missing and "does not exist" in missing[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# MariaDB: SET ROLE for the call, for a login that reads nothing by itself
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def maria() -> Iterator[tuple[Any, str, str, str]]:
+    """A table, a login user with no privileges of its own, and a role granted to it that may read
+    id and name (MariaDB adds a role's privileges to the user's: the user must read nothing itself)."""
+    import MySQLdb
+
+    suffix = uuid.uuid4().hex[:8]
+    table, role, user = f"pol_{suffix}", f"agent_{suffix}", f"hub_{suffix}"
+    conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", database="test", autocommit=True)
+
+    def run(sql: str) -> list[tuple[Any, ...]]:
+        cur = conn.cursor()
+        cur.execute(sql)
+        rows = list(cur.fetchall()) if cur.description else []
+        cur.close()
+        return rows
+
+    run(f"CREATE TABLE {table} (id INT PRIMARY KEY, name VARCHAR(50), salary DECIMAL(10,2))")
+    run(f"INSERT INTO {table} VALUES (1, 'Ada', 9100.50), (2, 'Grace', 8800)")
+    run(f"CREATE USER '{user}'@'%'")
+    run(f"GRANT SHOW VIEW ON test.* TO '{user}'@'%'")  # lets it open the database, reads no rows
+    run(f"CREATE ROLE {role}")
+    run(f"GRANT SELECT (id, name) ON test.{table} TO {role}")
+    run(f"GRANT {role} TO '{user}'@'%'")
+    yield run, table, role, user
+    run(f"DROP TABLE {table}")
+    run(f"DROP ROLE {role}")
+    run(f"DROP USER '{user}'@'%'")
+    conn.close()
+
+
+def test_mariadb_runs_as_the_role_and_an_over_privileged_role_is_refused(maria, policed_ctx) -> None:
+    run, table, role, user = maria
+    config = {"host": "127.0.0.1", "port": 3306, "database": "test", "username": user, "pool_size": 1}
+    hub = _make("mysql", config)
+    try:
+        rules = DatabaseRules(allow={table: ["id", "name"]}, role=role)
+        ctx = policed_ctx(hub, database=rules)
+        grant = Grant(integration_id=hub.id, write=False, database=rules)
+        sql = f"SELECT id, name FROM {table} ORDER BY id"
+        assert database.query_database(ctx, hub.id, sql)["rows"] == [[1, "Ada"], [2, "Grace"]]
+        message = _refused(lambda: database.query_database(ctx, hub.id, f"SELECT salary FROM {table}"))
+        assert f"{table}.salary" in message
+        # The role was put back: without it the login reads nothing.
+        staff = ToolContext(integration=hub, may_write=False, actor="staff")
+        _refused(lambda: database.query_database(staff, hub.id, sql))
+
+        assert database_policy.check_roles(hub, [("limited", grant)])[0]["ok"] is True
+        run(f"GRANT SELECT ON test.{table} TO {role}")
+        report = database_policy.check_roles(hub, [("limited", grant)])[0]
+        assert report["ok"] is False and "salary" in report["message"]
+        message = _refused(lambda: database.query_database(ctx, hub.id, sql))
+        assert "salary" in message
+    finally:
+        services.close_connector(hub.id, everywhere=False)
