@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "accounts",
     "integrations",
     "integrations.tools",  # the agent tools (label "tools"): tokens, the audit trail of calls, write intents
+    "integrations.agents",  # agent profiles (label "agents"): tools, grants, data rules, quotas per token
 ]
 
 MIDDLEWARE = [

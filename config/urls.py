@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/tools/", include("integrations.tools.urls")),  # agent tools (before the generic api/)
+    path("api/", include("integrations.agents.urls")),  # /api/agent-profiles
     path("api/", include("integrations.api.urls")),
     path("api-auth/", include("rest_framework.urls")),  # log in / out links of the browsable API
     path("oauth/", include("integrations.oauth.urls")),  # OAuth2 authorization start + callback

@@ -16,6 +16,7 @@ class Category(StrEnum):
     CONFLICT = "conflict"
     INVALID = "invalid"  # bad input: SQL syntax, unknown column, malformed value
     UNAVAILABLE = "unavailable"  # circuit open: fail fast, retry later
+    QUOTA_EXCEEDED = "quota_exceeded"  # an agent profile's quota is spent: retry after the window resets
     UNKNOWN = "unknown"
 
 

@@ -61,6 +61,9 @@ class AgentAccess:
     tools: frozenset[str] | None  # None: every tool of the catalog
     grants: Mapping[str, Grant]  # integration id -> what the agent may do there
     quotas: Quotas = field(default_factory=Quotas)
+    # Names this profile's quota counters in Redis: the id and the creation time, so that a profile made
+    # later with a reused id (SQLite reuses them) starts with fresh counters.
+    quota_key: str = ""
 
     def may_use_tool(self, name: str) -> bool:
         return self.tools is None or name in self.tools

@@ -34,7 +34,14 @@ from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import AgentToken, ToolCall, Via
 
 # Caller mistakes get a 4xx; everything else (ran, failed outside, unavailable) is a 200 envelope.
-_CLIENT_ERROR_STATUS = {"invalid": 400, "permission": 403, "not_found": 404, "conflict": 409, "rate_limited": 429}
+_CLIENT_ERROR_STATUS = {
+    "invalid": 400,
+    "permission": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "rate_limited": 429,
+    "quota_exceeded": 429,
+}
 
 
 class AgentUser:
@@ -143,7 +150,10 @@ class ToolCatalogView(APIView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="{tools: [...]} with JSON Schemas.")},
     )
     def get(self, request: Request) -> Response:
-        return Response({"tools": catalog.describe_all()})
+        access = principal(request).access()  # an agent sees only its profile's tools
+        return Response(
+            {"tools": [t.describe() for t in catalog.TOOLS if access is None or access.may_use_tool(t.name)]}
+        )
 
 
 class ToolInvokeView(APIView):

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-Family = Literal["database", "hris"]
+Family = Literal["database", "hris", "agent"]  # "agent": about the caller itself, no integration
 AccessLevel = Literal["read", "write"]
 
 SCALAR = {"type": ["string", "number", "integer", "boolean", "null"]}
@@ -59,12 +59,14 @@ ERROR = {
                 "unavailable",
                 "timeout",
                 "rate_limited",
+                "quota_exceeded",
                 "auth",
                 "network",
                 "config",
                 "unknown",
             ],
-            "description": "unavailable/rate_limited/timeout/network: retry after retry_after seconds; "
+            "description": "unavailable/rate_limited/quota_exceeded/timeout/network: retry after retry_after "
+            "seconds; "
             "invalid/permission/not_found/conflict: change the call.",
         },
         "message": {"type": "string"},
@@ -107,7 +109,7 @@ class Tool:
             "readOnlyHint": self.read_only,
             "destructiveHint": self.destructive,
             "idempotentHint": self.idempotent,
-            "openWorldHint": True,  # it reaches an outside system
+            "openWorldHint": self.family != "agent",  # it reaches an outside system (describe_access: no)
         }
 
     def describe(self) -> dict[str, Any]:
@@ -406,6 +408,32 @@ TOOLS: tuple[Tool, ...] = (
         destructive=True,
         idempotent=True,
         function_path="integrations.tools.hris.set_time_off_request_status",
+    ),
+    Tool(
+        name="describe_access",
+        title="What this agent may do",
+        description=(
+            "Your agent profile: the tools you may call, the integrations you may use (read or write), per "
+            "HR integration the fields you may read and those withheld and your record scope, per database "
+            "the tables and columns you may query, and your remaining quota. Call it to plan instead of failing."
+        ),
+        family="agent",
+        access="read",
+        input_schema=_input({}, []),
+        result_schema={
+            "type": "object",
+            "required": ["profile", "tools", "integrations", "quotas"],
+            "properties": {
+                "profile": {"type": ["string", "null"]},
+                "tools": {"type": "array", "items": {"type": "string"}},
+                "integrations": {"type": "array", "items": {"type": "object"}},
+                "quotas": {"type": "object"},
+            },
+        },
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+        function_path="integrations.agents.describe.describe_access",
     ),
 )
 

@@ -24,12 +24,16 @@ from django.utils import timezone
 from connectors import registry
 from connectors.errors import ConnectorError
 from integrations import services
+from integrations.agents import quotas
+from integrations.agents.access import AgentAccess
+from integrations.agents.services import access_for_token
 from integrations.models import Integration
+from integrations.services.events import record_event
 from integrations.task_base import hub_task
 from integrations.tools import catalog, conf
 from integrations.tools.context import ToolContext
 from integrations.tools.errors import ToolError
-from integrations.tools.models import Access, AgentToken, Outcome, ToolCall, Via
+from integrations.tools.models import AgentToken, Outcome, ToolCall, Via
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class Principal:
     user: Any = None
     trusted: bool = False
     _integration_ids: set[str] | None = field(default=None, repr=False)
+    _access: AgentAccess | None = field(default=None, repr=False)
 
     @classmethod
     def for_token(cls, token: AgentToken) -> Principal:
@@ -64,13 +69,28 @@ class Principal:
     def local(cls, actor: str = "python") -> Principal:
         return cls(actor=actor, trusted=True)
 
-    def integration_ids(self) -> set[str] | None:
-        """The integrations this principal may use; None means all."""
+    def access(self) -> AgentAccess | None:
+        """The token's profile as plain values (built once per call); None: unrestricted (staff, Python)."""
         if self.token is None:
             return None
-        if self._integration_ids is None:
-            self._integration_ids = set(self.token.integrations.values_list("id", flat=True))
-        return self._integration_ids
+        if self._access is None:
+            self._access = access_for_token(self.token)
+        return self._access
+
+    def integration_ids(self) -> set[str] | None:
+        """The integrations this principal may use; None means all."""
+        access = self.access()
+        return None if access is None else set(access.grants)
+
+    def check_tool(self, tool: catalog.Tool) -> None:
+        """Refuse a tool the caller's profile does not list, naming the rule."""
+        access = self.access()
+        if access is not None and not access.may_use_tool(tool.name):
+            raise ToolError(
+                "permission",
+                f"profile {access.profile_name!r} does not allow the tool {tool.name!r} "
+                f"(its tools: {', '.join(sorted(access.tools or ())) or 'none'})",
+            )
 
     def check(self, tool: catalog.Tool, integration_id: str) -> bool:
         """Raise ToolError(permission) unless allowed; return whether this principal may write."""
@@ -79,17 +99,45 @@ class Principal:
         if self.token is not None:
             if not self.token.is_active:
                 raise ToolError("permission", "this token is revoked or expired")
-            allowed = self.integration_ids() or set()
-            if integration_id not in allowed:
-                raise ToolError("permission", f"this token may not use integration {integration_id!r}")
-            may_write = self.token.access == Access.WRITE
+            access = self.access()
+            grant = access.grant_for(integration_id) if access is not None else None
+            if access is None or grant is None:
+                name = access.profile_name if access is not None else self.token.name
+                raise ToolError(
+                    "permission",
+                    f"this token may not use integration {integration_id!r}: profile {name!r} has no grant on it",
+                )
+            may_write = grant.write
         elif self.user is not None and self.user.is_active and self.user.is_staff:
             may_write = True
         else:
             raise ToolError("permission", "tool calls need an agent token or a staff account")
         if tool.access == "write" and not may_write:
-            raise ToolError("permission", f"{tool.name} writes: this token is read-only")
+            raise ToolError("permission", f"{tool.name} writes: this token's grant on {integration_id!r} is read-only")
         return may_write
+
+    def take_quota(self, tool: catalog.Tool, integration_id: str) -> None:
+        """Spend one call (and one write) of the profile's quotas, or refuse with quota_exceeded."""
+        access = self.access()
+        if access is None or not access.quota_key:
+            return
+        refusal = quotas.take(access.quota_key, access.quotas, write=tool.access == "write")
+        if refusal is None:
+            return
+        message = (
+            f"quota_exceeded: profile {access.profile_name!r} has used its {refusal.quota.replace('_', ' ')} "
+            f"({refusal.limit}); retry after {refusal.retry_after:g} s"
+        )
+        if quotas.note_once(access.quota_key, refusal.quota):  # one event per window, not per refused call
+            record_event(
+                integration_id,
+                "operation",
+                ok=False,
+                actor=self.actor,
+                message=message,
+                detail={"quota": refusal.quota, "limit": refusal.limit, "profile": access.profile_name},
+            )
+        raise ToolError("quota_exceeded", message, retry_after=refusal.retry_after)
 
 
 def mask(value: Any, key: str = "") -> Any:
@@ -138,6 +186,7 @@ def _outcome(envelope: Mapping[str, Any]) -> str:
     return {
         "invalid": Outcome.REFUSED,
         "permission": Outcome.REFUSED,
+        "quota_exceeded": Outcome.REFUSED,
         "unavailable": Outcome.UNAVAILABLE,
         "timeout": Outcome.TIMEOUT,
     }.get(category, Outcome.ERROR)
@@ -210,12 +259,19 @@ def invoke(
         tool = catalog.get(name)
         if tool is None:
             raise ToolError("not_found", f"no tool named {name!r}; the catalog (GET /api/tools/) lists them")
+        principal.check_tool(tool)
         problems = catalog.input_errors(tool, arguments)
         if problems:
             raise ToolError("invalid", "invalid arguments: " + "; ".join(problems))
+        if tool.family == "agent":  # about the caller itself: answered here, no integration, no quota
+            if principal.token is None and not principal.trusted and not getattr(principal.user, "is_staff", False):
+                raise ToolError("permission", "tool calls need an agent token or a staff account")
+            result = tool.function()(principal.access())
+            return _complete(call.pk, {"ok": True, "result": result}, started)
         integration_id = arguments["connector_id"]
         may_write = principal.check(tool, integration_id)
         check_available(_load(tool, integration_id))
+        principal.take_quota(tool, integration_id)
     except ToolError as exc:
         return _complete(call.pk, exc.envelope(), started)
 
@@ -260,16 +316,30 @@ def invoke(
 def execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write: bool) -> dict[str, Any]:
     """Run the implementation (in a worker, or inline) and complete the call's record."""
     tool = catalog.get(name)
-    call = ToolCall.objects.filter(pk=call_id).only("actor").first() if call_id is not None else None
+    call = ToolCall.objects.filter(pk=call_id).select_related("token__profile").first() if call_id is not None else None
     actor = call.actor if call is not None else "python"
+    access: AgentAccess | None = None
     try:
         if tool is None:
             raise ToolError("not_found", f"no tool named {name!r}")
         integration = _load(tool, arguments["connector_id"])
         check_available(integration)
-        ctx = ToolContext(integration=integration, may_write=may_write, actor=actor, call_id=call_id)
+        # The caller's profile, rebuilt from rows where the call runs (a worker gets only the call's id).
+        access = access_for_token(call.token) if call is not None and call.token is not None else None
+        ctx = ToolContext(
+            integration=integration,
+            may_write=may_write,
+            actor=actor,
+            call_id=call_id,
+            access=access,
+            grant=access.grant_for(integration.pk) if access is not None else None,
+        )
         result = tool.function()(ctx, **arguments)
         envelope: dict[str, Any] = {"ok": True, "result": result}
+        if access is not None and access.quota_key and isinstance(result, Mapping):
+            rows = result.get("row_count", result.get("count"))
+            if isinstance(rows, int):
+                quotas.add_rows(access.quota_key, access.quotas, rows)
     except ToolError as exc:
         envelope = exc.envelope()
     except ConnectorError as exc:

@@ -37,15 +37,19 @@ SERVER_NAME = "integration-hub"
 INSTRUCTIONS = (
     "Tools over the integrations of this Integration Hub: SQL databases (query_database, list_tables, "
     "describe_table) and HR systems (query_hris, create_hris_record, update_hris_record, "
-    "set_time_off_request_status). Every result is {ok, result} or {ok: false, error: {category, message, "
+    "set_time_off_request_status); describe_access tells what your profile allows. Every result is {ok, result} or {ok: false, error: {category, message, "
     "retry_after}}; on 'unavailable' or 'rate_limited' wait retry_after seconds. Send the same "
     "idempotency_key when retrying a write."
 )
 
 
-def mcp_tools() -> list[types.Tool]:
+def mcp_tools(principal: Principal | None = None) -> list[types.Tool]:
+    """The catalog as MCP tools; for an agent, only its profile's tools."""
+    access = principal.access() if principal is not None else None
     out = []
     for tool in catalog.TOOLS:
+        if access is not None and not access.may_use_tool(tool.name):
+            continue
         hints = tool.annotations()
         out.append(
             types.Tool(
@@ -82,7 +86,11 @@ def build_server(
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=mcp_tools())
+        principal = await sync_to_async(principal_for, thread_sensitive=False)(ctx)
+        if principal is None:
+            return types.ListToolsResult(tools=[])
+        tools = await sync_to_async(mcp_tools, thread_sensitive=False)(principal)
+        return types.ListToolsResult(tools=tools)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         principal = await sync_to_async(principal_for, thread_sensitive=False)(ctx)

@@ -52,6 +52,14 @@ class AgentToken(models.Model):
         blank=True,
         help_text="The only integrations this token may use.",
     )
+    # What the token may do (tools, grants, data rules, quotas). Null only on rows made before profiles
+    # existed and not migrated; such a token keeps its old scope (integrations, access).
+    profile = models.ForeignKey(
+        "agents.AgentProfile", null=True, blank=True, on_delete=models.PROTECT, related_name="tokens"
+    )
+    on_behalf_of = models.CharField(
+        max_length=150, blank=True, default="", help_text="The user a short-lived token acts for."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="agent_tokens"
     )
@@ -71,9 +79,29 @@ class AgentToken(models.Model):
 
     @classmethod
     def issue(
-        cls, *, name: str, access: str, integrations: list[Any], created_by: Any = None, expires_at: Any = None
+        cls,
+        *,
+        name: str,
+        access: str = Access.READ,
+        integrations: list[Any] | None = None,
+        created_by: Any = None,
+        expires_at: Any = None,
+        profile: Any = None,
+        on_behalf_of: str = "",
     ) -> tuple[AgentToken, str]:
-        """Create a token; returns the row and the raw token (never stored, shown once)."""
+        """Create a token; returns the row and the raw token (never stored, shown once).
+
+        With ``profile`` the token gets that profile's scope (its integrations are the profile's grants);
+        without one, a profile is generated with the given integrations, read or write, and every tool.
+        """
+        from integrations.agents.models import AgentProfile
+
+        if profile is None:
+            profile = AgentProfile.for_token_scope(name, access, list(integrations or []))
+        else:
+            grants = list(profile.grants.select_related("integration"))
+            integrations = [g.integration for g in grants]
+            access = Access.WRITE if any(g.access == Access.WRITE for g in grants) else Access.READ
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
             name=name,
@@ -82,15 +110,17 @@ class AgentToken(models.Model):
             access=access,
             created_by=created_by,
             expires_at=expires_at,
+            profile=profile,
+            on_behalf_of=on_behalf_of,
         )
-        token.integrations.set(integrations)
+        token.integrations.set(integrations or [])
         return token, raw
 
     @classmethod
     def authenticate(cls, raw: str) -> AgentToken | None:
         if not raw or not raw.startswith(TOKEN_PREFIX):
             return None
-        token = cls.objects.active().filter(token_hash=hash_token(raw)).first()
+        token = cls.objects.active().select_related("profile").filter(token_hash=hash_token(raw)).first()
         if token is not None:
             # One cheap UPDATE, without touching other columns a concurrent admin edit may change.
             now = timezone.now()

@@ -1,4 +1,8 @@
-"""Create an agent API token scoped to integrations and to read or write; print it once."""
+"""Create an agent API token and print it once.
+
+``--profile P``: the token gets profile P's tools, grants, data rules and quotas. The older form
+(``--integration ID ... [--write]``) still works: it generates a profile with just that scope.
+"""
 
 from __future__ import annotations
 
@@ -25,17 +29,32 @@ class Command(BaseCommand):
             "--integration",
             "-i",
             action="append",
-            required=True,
             dest="integrations",
             metavar="ID",
-            help="An integration the token may use (repeat for several).",
+            help="Without --profile: an integration the token may use (repeat for several); a profile "
+            "with that scope is generated.",
         )
+        parser.add_argument("--profile", "-p", default=None, help="The agent profile (name or id) of the token.")
         parser.add_argument("--write", action="store_true", help="Allow write tools (default: read only).")
         parser.add_argument("--expires-days", type=int, default=None, help="Expire after this many days.")
         parser.add_argument("--created-by", default=None, help="User name recorded as the token's creator.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ids: list[str] = options["integrations"]
+        from integrations.agents.models import AgentProfile
+
+        ids: list[str] = options["integrations"] or []
+        profile = None
+        if options["profile"]:
+            if ids or options["write"]:
+                raise CommandError("--profile sets the scope: leave out --integration and --write")
+            ref = options["profile"]
+            profile = AgentProfile.objects.filter(name=ref).first() or (
+                AgentProfile.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+            )
+            if profile is None:
+                raise CommandError(f"no such agent profile: {ref}")
+        elif not ids:
+            raise CommandError("name a profile (--profile P) or the integrations (--integration ID)")
         found = list(Integration.objects.filter(pk__in=ids))
         missing = sorted(set(ids) - {i.pk for i in found})
         if missing:
@@ -54,9 +73,11 @@ class Command(BaseCommand):
             integrations=found,
             created_by=creator,
             expires_at=timezone.now() + dt.timedelta(days=days) if days else None,
+            profile=profile,
         )
+        scope = sorted(token.integrations.values_list("id", flat=True))
         self.stderr.write(
-            f"Created agent token #{token.pk} {token.name!r} ({token.access}) for {', '.join(sorted(ids))}. "
-            "It is shown once; store it now:"
+            f"Created agent token #{token.pk} {token.name!r} (profile {token.profile}, {token.access}) for "
+            f"{', '.join(scope) or 'no integration'}. It is shown once; store it now:"
         )
         self.stdout.write(raw)
