@@ -150,3 +150,20 @@ def test_a_profile_with_tokens_is_not_deleted_from_under_them(staff):
 def test_the_schema_documents_the_profiles_api(staff):
     schema = staff.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert "/api/agent-profiles/{id}/tokens/" in schema["paths"]
+
+
+def test_the_dashboard_lists_profiles_and_shows_one_with_its_grants_and_quota(client, hr_sandbox, make_hr_integration):
+    hr = make_hr_integration(hr_sandbox, connect=False)
+    profile = AgentProfile.objects.create(name="dash-profile", tools=["query_hris"], rows_per_day=300)
+    profile.grants.create(
+        integration=hr, access="read", hris={"classes": ["public"], "scope": {"departments": ["Sales"]}}
+    )
+    assert client.get("/agents").status_code == 302  # sign in first
+    client.force_login(get_user_model().objects.create_user(f"viewer-{uuid.uuid4().hex[:6]}"))
+    listing = client.get("/agents").content.decode()
+    assert "dash-profile" in listing and f"/agents/{profile.pk}" in listing
+    page = client.get(f"/agents/{profile.pk}").content.decode()
+    assert "query_hris" in page and hr.id in page and "sales" in page
+    assert "rows_per_day" in page and "300" in page
+    assert "ssn" in page  # among the provider fields withheld
+    assert client.get("/agents/999999").status_code == 404
