@@ -73,7 +73,9 @@ def test_integration(self: Any, integration_id: str) -> dict[str, Any]:
     expires=120,
 )
 def health_check_integration(self: Any, integration_id: str) -> dict[str, Any]:
-    return services.health_check(integration_id)
+    result = services.health_check(integration_id)
+    check_agent_roles([integration_id], {integration_id: result})
+    return result
 
 
 @hub_task(
@@ -88,7 +90,26 @@ def health_check_integration(self: Any, integration_id: str) -> dict[str, Any]:
 def health_check_batch(self: Any, integration_ids: list[str]) -> dict[str, Any]:
     """Several checks in one task (what the dispatcher sends); same outcome as one task per integration."""
     results = services.health_check_many(list(integration_ids))
+    check_agent_roles(list(integration_ids), results)
     return {"checked": sum(1 for r in results.values() if not r.get("skipped"))}
+
+
+def check_agent_roles(integration_ids: list[str], results: dict[str, dict[str, Any]]) -> None:
+    """After the health checks: the database roles of agent profiles on the healthy PostgreSQL and
+    MariaDB integrations, read from the server; a role wider than its allow-list is flagged (an
+    event) and its calls refused until a check finds it fixed (``tools.database_policy.check_roles``)."""
+    from integrations.agents.services import database_grants
+    from integrations.tools.database_policy import SERVER_ENGINES, check_roles
+
+    healthy = [i for i in integration_ids if (results.get(i) or {}).get("ok")]
+    for integration in Integration.objects.filter(pk__in=healthy, kind__in=SERVER_ENGINES):
+        grants = database_grants(integration.id)
+        if not grants:
+            continue
+        try:
+            check_roles(integration, grants)
+        except Exception as exc:  # a check that cannot run leaves the flags as they were
+            log.warning("agent role check for %s failed: %s", integration.id, type(exc).__name__)
 
 
 def due_for_check(now: Any = None) -> list[tuple[str, Any]]:

@@ -83,3 +83,10 @@ def access_for_token(token: Any) -> AgentAccess:
         tools=None,
         grants={i: Grant(integration_id=i, write=write) for i in ids},
     )
+
+
+def database_grants(integration_id: str) -> list[tuple[str, Grant]]:
+    """(profile name, grant) for every profile with database rules on this integration (health checks
+    read each one's role privileges)."""
+    rows = ProfileGrant.objects.filter(integration_id=integration_id).exclude(database={}).select_related("profile")
+    return [(g.profile.name, _build_grant(g, {})) for g in rows if g.database]
