@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, overload
 
 from django.core.exceptions import ImproperlyConfigured
 
 from connectors.policy import TargetRule
 
+if TYPE_CHECKING:
+    from dj_database_url import DBConfig
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None else value
@@ -71,7 +79,7 @@ _DB_EXAMPLES = (
 )
 
 
-def env_database(name: str, default: str) -> dict:
+def env_database(name: str, default: str) -> DBConfig:
     """Parse DATABASE_URL with dj-database-url into one readable line on failure.
 
     Messages name the scheme at most, never the URL itself: it may carry a password.

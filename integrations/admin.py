@@ -8,7 +8,7 @@ write-only secrets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.db import transaction
@@ -60,7 +60,8 @@ class IntegrationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Integration | None = None, change: bool = False, **kwargs: Any
     ) -> Any:
         kwargs["form"] = integration_form_class(self._kind_for(request, obj))
-        form = super().get_form(request, obj, change=change, **kwargs)
+        # A subclass of the form passed in, made by modelform_factory.
+        form = cast(type[IntegrationAdminForm], super().get_form(request, obj, change=change, **kwargs))
         form.actor = request.user  # a class made for this request: the lifecycle rules depend on who saves
         return form
 

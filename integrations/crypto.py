@@ -20,7 +20,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
@@ -129,7 +129,13 @@ def import_value(value: str) -> Any:
         return UnreadableCredentials("altered or truncated: it does not decrypt under the key it names")
 
 
-class EncryptedJSONField(models.BinaryField):
+if TYPE_CHECKING:  # django-stubs' generic fields: what a model attribute is set to and reads back
+    _BinaryField = models.BinaryField[Mapping[str, Any] | None, dict[str, Any] | None]
+else:
+    _BinaryField = models.BinaryField
+
+
+class EncryptedJSONField(_BinaryField):
     """A dict of secrets, encrypted at rest. Not searchable, never editable in forms."""
 
     description = "Encrypted JSON"

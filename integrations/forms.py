@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.utils.html import format_html, format_html_join
@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from connectors import registry
 from connectors.errors import ConfigError
 from integrations import rules, services
-from integrations.models import Integration
+from integrations.models import AuthType, Integration
 
 CREDENTIAL_PREFIX = "credential__"
 CLEAR_PREFIX = "clear__"
@@ -98,8 +98,8 @@ class IntegrationAdminForm(forms.ModelForm):
                 self.fields["config"].help_text = schema_help(self.description)
             if "auth_type" in self.fields:
                 allowed = set(self.description["auth_types"])
-                field = self.fields["auth_type"]
-                field.choices = [(value, label) for value, label in field.choices if value in allowed]
+                field = cast(forms.ChoiceField, self.fields["auth_type"])  # the model field's choices, no blank
+                field.choices = [(value, label) for value, label in AuthType.choices if value in allowed]
                 if not self.instance.pk:
                     field.initial = self.description["auth_types"][0]
             if "kind" in self.fields:
@@ -165,9 +165,10 @@ class IntegrationAdminForm(forms.ModelForm):
         return value
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         kind = self._kind()
-        if self.description is None or kind != self.description["kind"]:
+        if self.description is None or kind is None or kind != self.description["kind"]:
             if kind and "kind" not in self.errors:
                 self.add_error(None, f"The {kind!r} connector cannot be loaded; no change was saved.")
             return cleaned

@@ -14,14 +14,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.result import AsyncResult
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class HubTask(DjangoTask):
@@ -53,7 +51,10 @@ class HubTask(DjangoTask):
         return previous.result if previous.state == "SUCCESS" and isinstance(previous.result, dict) else None
 
 
-def hub_task(name: str, **options: Any) -> Callable[[F], F]:
-    """``@shared_task`` with the hub's base class; the task function takes ``self`` first."""
-    decorator: Callable[[F], F] = shared_task(name=name, base=HubTask, bind=True, **options)
+def hub_task(name: str, **options: Any) -> Callable[[Callable[..., Any]], HubTask]:
+    """``@shared_task`` with the hub's base class; the task function takes ``self`` first.
+
+    What it makes is a task (``.delay``, ``.apply_async``, ``.delay_on_commit``), not the function.
+    """
+    decorator: Callable[[Callable[..., Any]], HubTask] = shared_task(name=name, base=HubTask, bind=True, **options)
     return decorator

@@ -29,7 +29,8 @@ class OperationSerializer(serializers.Serializer):
 
 class CredentialFieldSerializer(serializers.Serializer):
     name = serializers.CharField()
-    label = serializers.CharField()
+    # DRF's metaclass moves declared fields into _declared_fields: Field.label (a str) is not overwritten.
+    label = serializers.CharField()  # type: ignore[assignment]
     secret = serializers.BooleanField()
     required_for = serializers.ListField(child=serializers.CharField())
     help = serializers.CharField(allow_blank=True)
@@ -37,7 +38,8 @@ class CredentialFieldSerializer(serializers.Serializer):
 
 class ConnectorTypeSerializer(serializers.Serializer):
     kind = serializers.CharField()
-    label = serializers.CharField()
+    # DRF's metaclass moves declared fields into _declared_fields: Field.label (a str) is not overwritten.
+    label = serializers.CharField()  # type: ignore[assignment]
     family = serializers.CharField()
     auth_types = serializers.ListField(child=serializers.CharField())
     config_schema = serializers.JSONField(help_text="JSON Schema of the kind's config.")

@@ -157,7 +157,8 @@ class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
     parser_classes = [JSONParser]  # config and credentials are nested objects: forms cannot carry them
     permission_classes = [IsAuthenticated, IntegrationPermission]
     filterset_class = IntegrationFilter
-    filter_backends = [*viewsets.ModelViewSet.filter_backends, filters.SearchFilter]
+    # The class default (the DEFAULT_FILTER_BACKENDS classes); the stubs declare it per instance of a generic class.
+    filter_backends = [*viewsets.ModelViewSet.filter_backends, filters.SearchFilter]  # type: ignore[misc]
     search_fields = ["id", "name"]
     ordering_fields = ["id", "name", "kind", "status", "enabled", "created_at", "updated_at", "last_checked_at"]
     ordering = ["id"]

@@ -52,6 +52,13 @@ def encrypted_fields() -> list[tuple[type[models.Model], EncryptedJSONField]]:
     return found
 
 
+def _column(field: models.Field[Any, Any]) -> str:
+    """The column of a field on a model (None only before the field is added to a model)."""
+    if field.column is None:
+        raise CommandError(f"{field} has no database column")
+    return field.column
+
+
 class Command(BaseCommand):
     help = "Re-encrypt stored credentials from the old key (--old-key or OLD_CREDENTIALS_KEY) to CREDENTIALS_KEY."
 
@@ -131,9 +138,9 @@ class Command(BaseCommand):
         self, model: type[models.Model], field: EncryptedJSONField, after: Any, size: int, *, lock: bool = False
     ) -> list[tuple[Any, bytes | None]]:
         qn = connection.ops.quote_name
-        pk = qn(model._meta.pk.column)
+        pk = qn(_column(model._meta.pk))
         where, params = ("", []) if after is None else (f"WHERE {pk} > %s ", [after])
-        sql = f"SELECT {pk}, {qn(field.column)} FROM {qn(model._meta.db_table)} {where}ORDER BY {pk} LIMIT %s"
+        sql = f"SELECT {pk}, {qn(_column(field))} FROM {qn(model._meta.db_table)} {where}ORDER BY {pk} LIMIT %s"
         if lock and connection.features.has_select_for_update:
             sql += " FOR UPDATE"
         with connection.cursor() as cursor:
@@ -163,7 +170,7 @@ class Command(BaseCommand):
     ) -> None:
         qn = connection.ops.quote_name
         update_sql = (
-            f"UPDATE {qn(model._meta.db_table)} SET {qn(field.column)} = %s WHERE {qn(model._meta.pk.column)} = %s"
+            f"UPDATE {qn(model._meta.db_table)} SET {qn(_column(field))} = %s WHERE {qn(_column(model._meta.pk))} = %s"
         )
         after = None
         while True:
@@ -182,7 +189,9 @@ class Command(BaseCommand):
                         assert token is not None
                         fresh = encrypt_value(decrypt_value(token, old_key), new_key)
                         with connection.cursor() as cursor:
-                            cursor.execute(update_sql, [connection.Database.Binary(fresh), pk])
+                            # Each backend's wrapper has .Database (its DB-API module); the stubs' base lacks it.
+                            binary = connection.Database.Binary(fresh)  # type: ignore[attr-defined]
+                            cursor.execute(update_sql, [binary, pk])
                     batch_counts.add(counts)
             done.add(batch_counts)  # counted only once the batch is committed
             if self.verbosity >= 2:

@@ -141,7 +141,7 @@ class Command(BaseCommand):
         if not hr_db.exists():
             build_hr_database(hr_db)
             self.stdout.write(f"seed_demo: wrote a sample HR database to {hr_db}")
-        demos = [
+        demos: list[dict[str, Any]] = [
             {
                 "id": "demo_bamboohr",
                 "name": "BambooHR (sandbox)",
