@@ -18,13 +18,27 @@ from integrations.tools.models import TOKEN_PREFIX, AgentToken, ToolCall, WriteI
 class AgentTokenForm(forms.ModelForm):
     class Meta:
         model = AgentToken
-        fields = ["name", "access", "integrations", "expires_at"]
+        fields = ["name", "profile", "access", "integrations", "expires_at"]
+        help_texts = {
+            "profile": "What the token may do. Empty: a profile is generated from the integrations and access below.",
+            "integrations": "Only for a token without a chosen profile (its generated profile follows them).",
+        }
 
 
 @admin.register(AgentToken)
 class AgentTokenAdmin(admin.ModelAdmin):
     form = AgentTokenForm
-    list_display = ["name", "token_prefix", "access", "scope", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_display = [
+        "name",
+        "token_prefix",
+        "profile",
+        "access",
+        "scope",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = ["access", "revoked_at"]
     search_fields = ["name", "token_prefix"]
     filter_horizontal = ["integrations"]
@@ -44,6 +58,28 @@ class AgentTokenAdmin(admin.ModelAdmin):
             # Only the hash is stored: this message is the one time the token is shown.
             messages.warning(request, f"The new token (copy it now, it is not shown again): {raw}")
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """A token belongs to a profile: without one chosen, a generated profile mirrors the integrations
+        and access given here (and follows later edits); with one, the token's scope is the profile's."""
+        super().save_related(request, form, formsets, change)
+        from integrations.agents.models import AgentProfile
+
+        token: AgentToken = form.instance
+        integrations = list(token.integrations.all())
+        profile = token.profile
+        if profile is None:
+            token.profile = AgentProfile.for_token_scope(token.name, token.access, integrations)
+            token.save(update_fields=["profile"])
+        elif profile.generated and profile.tokens.count() == 1:
+            profile.grants.exclude(integration__in=integrations).delete()
+            for integration in integrations:
+                profile.grants.update_or_create(integration=integration, defaults={"access": token.access})
+        else:
+            grants = list(profile.grants.select_related("integration"))
+            token.integrations.set([g.integration for g in grants])
+            token.access = "write" if any(g.access == "write" for g in grants) else "read"
+            token.save(update_fields=["access"])
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[AgentToken]) -> None:
