@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from integrations import services
 from integrations.models import Integration, IntegrationEvent, Status
-from tests.dashboard.conftest import UI
+from tests.integrations.dashboard.conftest import UI
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
