@@ -43,6 +43,7 @@ class Module:
     target: float
     servers: bool
     functions: list[str]  # "Class.method" or "function"; empty: every function of the module
+    deselect: list[str]  # test node ids left out of the mutation runs (load-sensitive, see modules.toml)
 
     @property
     def name(self) -> str:
@@ -115,6 +116,7 @@ def load_modules() -> list[Module]:
             float(m.get("target", 90)),
             bool(m.get("servers", False)),
             list(m.get("functions", [])),
+            list(m.get("deselect", [])),
         )
         for m in data["module"]
     ]
@@ -220,7 +222,7 @@ def write_mutmut_config(work: Path, module: Module) -> None:
         f"only_mutate = {toml_list([module.path])}\n"
         f"also_copy = {toml_list(others)}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(module.tests)}\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "--timeout=120"]\n'
+        f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', '-q', '-x', '--timeout=120'] + [f'--deselect={d}' for d in module.deselect])}\n"
     )
     pyproject.write_text(text)
 

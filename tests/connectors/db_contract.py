@@ -261,6 +261,16 @@ class DatabaseContract:
             assert db.fetch(sql) == QueryResult(columns=[], rows=[], row_count=0), sql
             assert db.query("SELECT 1 AS one") == [{"one": 1}], sql
 
+    def test_a_writable_integration_writes_at_once_after_a_query(
+        self, make: Make, spec: EngineSpec, table: str
+    ) -> None:
+        # A read-only connection may wait inside a read-only transaction; a writable one must not wait in
+        # any transaction, or its writes would stay invisible (and uncommitted) to everyone else.
+        db = make(pool_size=1, read_only=False)
+        assert db.query(f"SELECT COUNT(*) AS n FROM {db.quote(table)}") == [{"n": 0}]
+        assert self._insert(db, table, name="now", qty=7) == 1
+        assert spec.admin(f"SELECT name, qty FROM {spec.quote(table)}") == [("now", 7)]
+
     def test_a_query_cannot_switch_the_session_to_read_write(self, make: Make, spec: EngineSpec, table: str) -> None:
         spec.admin(f"INSERT INTO {spec.quote(table)} (name, qty) VALUES ('keep', 1)")
         db = make(pool_size=1)  # every call below runs on the same pooled connection, or its replacement

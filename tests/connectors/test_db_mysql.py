@@ -106,13 +106,3 @@ class TestMySQL(DatabaseContract):
         for _ in range(3):  # the same pooled connection (or its replacement) each time
             assert db.query(f"CALL `{procedure}`()") == [{"qty": 1}]
             assert db.query("SELECT 3 AS three") == [{"three": 3}]
-
-    def test_a_writable_integration_writes_at_once_after_a_query(
-        self, make: Make, spec: EngineSpec, table: str
-    ) -> None:
-        # A read-only connection waits inside a read-only transaction; a writable one must not wait in
-        # any transaction, or its writes would stay invisible (and uncommitted) to everyone else.
-        db = make(pool_size=1, read_only=False)
-        assert db.query(f"SELECT COUNT(*) AS n FROM `{table}`") == [{"n": 0}]
-        assert self._insert(db, table, name="now", qty=7) == 1
-        assert spec.admin(f"SELECT name, qty FROM `{table}`") == [("now", 7)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from typing import Any
 
@@ -47,6 +48,29 @@ class SQLiteSpec(EngineSpec):
 
 class TestSQLite(DatabaseContract):
     spec_class = SQLiteSpec
+
+    def test_a_read_only_file_cannot_attach_another_database(self, make: Any, tmp_path: Any) -> None:
+        other = tmp_path / "other.sqlite3"
+        db = make()
+        with pytest.raises(ConnectorError):
+            db.query(f"ATTACH DATABASE '{other}' AS other")
+        assert not other.exists()  # ATTACH would have created it, outside the read-only file
+
+    def test_a_pooled_connection_serves_another_thread(self, make: Any) -> None:
+        db = make(pool_size=1)
+        assert db.query("SELECT 1 AS one") == [{"one": 1}]  # the connection is made in this thread
+        results: list[Any] = []
+        worker = threading.Thread(target=lambda: results.append(db.query("SELECT 2 AS two")))
+        worker.start()
+        worker.join()
+        assert results == [[{"two": 2}]]
+
+    def test_an_allow_list_refusal_names_the_engine(self, make: Any, spec: Any) -> None:
+        spec.admin("CREATE TABLE people (name TEXT, salary INTEGER)")
+        db = make(allowed_columns={"people": ["name"]})
+        with pytest.raises(ConnectorError) as info:
+            db.query("SELECT salary FROM people")
+        assert info.value.message.startswith("SQLite: ") and info.value.category == Category.PERMISSION
 
     def test_a_busy_query_within_the_time_limit_completes(self, make: Any) -> None:
         # Long enough for the progress handler to run many times, well inside the limit: only a query
