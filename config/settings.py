@@ -184,6 +184,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"  # answered with 429
 # The client address is REMOTE_ADDR unless the operator says how many reverse proxies (each appending to
 # X-Forwarded-For) stand in front of the hub; a client-sent X-Forwarded-For is never trusted beyond them.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...]
 if TRUSTED_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
     AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1  # ipware counts the hops after the client's own entry

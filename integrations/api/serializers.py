@@ -102,6 +102,7 @@ class IntegrationListSerializer(serializers.ListSerializer):
             names[integration_id].append(group_name)
         for row in rows:
             row._shared_with_names = names[row.pk]  # type: ignore[attr-defined]
+        assert self.child is not None  # many=True always sets it; the stubs allow a ListSerializer without one
         return [self.child.to_representation(row) for row in rows]
 
 
@@ -195,7 +196,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
         if base is None:
             base = reverse("api:integration-list")
             base = request.build_absolute_uri(base) if request is not None else base
-            self.context["_integrations_url"] = base
+            # The root serializer's context dict, shared by the rows of a list; the stubs type it read-only.
+            self.context["_integrations_url"] = base  # type: ignore[index]
         tz = timezone.get_current_timezone()
         names = instance.__dict__.get("_shared_with_names")
         if names is None:
@@ -344,4 +346,5 @@ class IntegrationUpdateSerializer(IntegrationSerializer):
     (a full representation may still carry them; a different value is a 400)."""
 
     id = StrictCharField(required=False, help_text="Optional; must equal the id in the URL.")
-    kind = StrictCharField(required=False, help_text="Optional; must equal the stored kind.")
+    # A declared field of this serializer only (DRF's metaclass collects them), not a subtype of the parent's.
+    kind = StrictCharField(required=False, help_text="Optional; must equal the stored kind.")  # type: ignore[assignment]
