@@ -63,7 +63,7 @@ class Module:
 class Equivalent:
     module: str
     mutant: str
-    line: str
+    line: str  # the line as the mutant changes it, or "- <line>" for a line the mutant deletes
     reason: str
     untestable: bool  # not equivalent, but only another server than this machine's could kill it
 
@@ -275,7 +275,11 @@ def run_module(
             [str(MUTMUT), "show", equivalent.mutant], cwd=work, env=env, capture_output=True, text=True
         ).stdout
         added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
-        if equivalent.line.strip() in added:
+        removed = [
+            line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")
+        ]
+        deleted = equivalent.line.startswith("- ") and not added and equivalent.line[2:].strip() in removed
+        if deleted or equivalent.line.strip() in added:
             kept = outcome.untestable if equivalent.untestable else outcome.equivalent
             kept[equivalent.mutant] = equivalent.reason
         else:

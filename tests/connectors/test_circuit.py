@@ -296,3 +296,14 @@ def test_redis_unreachable_refuses_calls_but_never_hides_a_result(caplog: pytest
         "circuit state for db not reset: Redis ConnectionError",
         "circuit failure for db not counted: Redis ConnectionError",
     ]
+
+
+def test_redis_reset_closes_the_circuit_for_every_process(redis_client: redis.Redis, redis_prefix: str) -> None:
+    breaker = RedisCircuitBreaker(redis_client, 1, 30, prefix=redis_prefix)
+    other = RedisCircuitBreaker(redis_client, 1, 30, prefix=redis_prefix)
+    breaker.record_failure("db")
+    assert _refusal(breaker).category == Category.UNAVAILABLE
+    breaker.reset("db")
+    assert other.state("db") == "closed" and redis_client.exists(other.circuit_key("db")) == 0
+    breaker.before_call("db")  # this process forgot what it had seen too
+    other.before_call("db")
