@@ -219,7 +219,7 @@ def test_nothing_reads_outside_the_repository() -> None:
     files = project_files()
     # The scan must see what matters, or it passes by finding nothing.
     for expected in (
-        "tests/connectors/test_bamboohr_contract.py",
+        "tests/connectors/http/test_bamboohr_contract.py",
         "sandbox/bamboohr/app.py",
         "scripts/test",
         ".ci/run",
@@ -238,7 +238,7 @@ ORIGINAL_BUG = (
 @pytest.mark.parametrize(
     ("rel", "source"),
     [
-        ("tests/connectors/test_bamboohr_contract.py", ORIGINAL_BUG),
+        ("tests/connectors/http/test_bamboohr_contract.py", ORIGINAL_BUG),
         ("tests/connectors/test_x.py", 'SPEC = Path(__file__).parents[2] / "shared" / "spec.yaml"\n'),
         ("sandbox/bamboohr/x.py", 'SPEC = Path(__file__).parents[3] / "spec.yaml"\n'),
         ("sandbox/bamboohr/x.py", 'SPEC = open("../shared/bamboohr/openapi.yaml")\n'),
