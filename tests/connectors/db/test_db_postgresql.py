@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from connectors.db.postgresql import PostgreSQLConnector
-from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec
+from tests.connectors.db.db_contract import SECRET, DatabaseContract, EngineSpec
 
 
 class PostgreSQLSpec(EngineSpec):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import MySQLdb
 import pytest
 
-from tests.connectors.db_contract import SECRET, DatabaseContract, EngineSpec, Make
+from tests.connectors.db.db_contract import SECRET, DatabaseContract, EngineSpec, Make
 
 
 class MySQLSpec(EngineSpec):

@@ -294,6 +294,12 @@ class DatabaseContract:
         assert result.truncated and result.row_count == 3 and [r["qty"] for r in result.rows] == [0, 1, 2]
         assert result.columns == ["qty"]
         assert db.fetch(f"SELECT qty FROM {db.quote(table)} ORDER BY qty", max_rows=2).row_count == 2
+        # a caller's cap of 1 (or less) still returns one row, flagged as cut (issue 26)
+        for cap in (1, 0, -5):
+            one = db.fetch(f"SELECT qty FROM {db.quote(table)} ORDER BY qty", max_rows=cap)
+            assert (one.row_count, one.truncated, one.rows) == (1, True, [{"qty": 0}]), cap
+        # and never more than the integration's own cap
+        assert db.fetch(f"SELECT qty FROM {db.quote(table)} ORDER BY qty", max_rows=50).row_count == 3
         assert not db.fetch(f"SELECT qty FROM {db.quote(table)} WHERE qty < 3").truncated
         assert len(db.query(f"SELECT qty FROM {db.quote(table)}")) == 3
 

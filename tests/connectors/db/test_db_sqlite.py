@@ -11,7 +11,7 @@ import pytest
 
 from connectors import Runtime, build
 from connectors.errors import Category, ConnectorError
-from tests.connectors.db_contract import DatabaseContract, EngineSpec
+from tests.connectors.db.db_contract import DatabaseContract, EngineSpec
 from tests.connectors.policies import local
 
 
