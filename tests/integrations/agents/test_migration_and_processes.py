@@ -153,3 +153,31 @@ def test_mcp_lists_only_the_profiles_tools_and_refuses_another(hr_sandbox, make_
     call = ToolCall.objects.get(tool="list_tables", token__profile=profile)
     assert (call.via, call.outcome) == ("mcp", "refused")
     assert Integration.objects.filter(pk=hr.pk).exists()
+
+
+@pytest.mark.slow  # two Celery workers
+@pytest.mark.django_db(transaction=True)
+def test_rows_counted_by_two_workers_share_one_daily_quota(hr_sandbox, make_hr_integration, celery_worker_factory):
+    from tests.runtime_fixtures import wait_until
+
+    hr = make_hr_integration(hr_sandbox)
+    profile = AgentProfile.objects.create(name="rows-two-workers", rows_per_day=9)
+    profile.grants.create(integration=hr, access="read")
+    token, _raw = AgentToken.issue(name="rows-agent", profile=profile)
+    celery_worker_factory("rows-a", concurrency=1)
+    celery_worker_factory("rows-b", concurrency=1)
+    agent = Principal.for_token(token)
+    body = {"connector_id": hr.pk, "resource": "employees", "limit": 2}
+    started = [invoke("query_hris", body, agent, via="rest", wait=False) for _ in range(6)]
+    assert all(s["status"] == "running" for s in started)
+    ids = [s["call_id"] for s in started]
+    wait_until(
+        lambda: ToolCall.objects.filter(pk__in=ids, finished_at__isnull=False).count() == 6, 60, what="six calls"
+    )
+    calls = ToolCall.objects.filter(pk__in=ids)
+    assert {c.outcome for c in calls} == {"ok"} and sum(c.row_count for c in calls) == 12
+    assert len({c.task_id for c in calls}) == 6
+    left = quotas.remaining(quota_key(profile), quotas.Quotas(rows_per_day=9))["rows_per_day"]
+    assert left["remaining"] == 0  # 12 rows against 9: spent, never negative
+    refused = invoke("query_hris", body, agent, via="rest", wait=True, timeout=30)
+    assert refused["error"]["category"] == "quota_exceeded" and refused["error"]["retry_after"] > 0
