@@ -30,7 +30,7 @@ from integrations.agents.services import access_for_token
 from integrations.models import Integration
 from integrations.services.events import record_event
 from integrations.task_base import hub_task
-from integrations.tools import catalog, conf
+from integrations.tools import catalog, conf, sql_guard
 from integrations.tools.context import ToolContext
 from integrations.tools.errors import ToolError
 from integrations.tools.models import AgentToken, Outcome, ToolCall, Via
@@ -116,12 +116,18 @@ class Principal:
             raise ToolError("permission", f"{tool.name} writes: this token's grant on {integration_id!r} is read-only")
         return may_write
 
-    def take_quota(self, tool: catalog.Tool, integration_id: str) -> None:
-        """Spend one call (and one write) of the profile's quotas, or refuse with quota_exceeded."""
+    def take_quota(
+        self, tool: catalog.Tool, integration_id: str, arguments: Mapping[str, Any], may_write: bool
+    ) -> None:
+        """Spend one call (and one write: a write tool, or a writing statement of query_database) of the
+        profile's quotas, or refuse with quota_exceeded."""
         access = self.access()
         if access is None or not access.quota_key:
             return
-        refusal = quotas.take(access.quota_key, access.quotas, write=tool.access == "write")
+        write = tool.access == "write" or (
+            may_write and tool.name == "query_database" and sql_guard.kind_of(str(arguments["query"])) == "write"
+        )
+        refusal = quotas.take(access.quota_key, access.quotas, write=write)
         if refusal is None:
             return
         message = (
@@ -271,7 +277,7 @@ def invoke(
         integration_id = arguments["connector_id"]
         may_write = principal.check(tool, integration_id)
         check_available(_load(tool, integration_id))
-        principal.take_quota(tool, integration_id)
+        principal.take_quota(tool, integration_id, arguments, may_write)
     except ToolError as exc:
         return _complete(call.pk, exc.envelope(), started)
 

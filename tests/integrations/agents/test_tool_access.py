@@ -170,3 +170,42 @@ def test_the_old_flags_of_create_agent_token_generate_a_profile_and_profile_is_a
         call_command("create_agent_token", "x", "--profile", "nope", stdout=io.StringIO())
     with pytest.raises(CommandError, match="leave out --integration"):
         call_command("create_agent_token", "x", "--profile", "named", "--integration", hr.id, stdout=io.StringIO())
+
+
+def test_writes_per_day_counts_writing_sql_and_write_tools(tmp_path, hr_sandbox, make_hr_integration):
+    import sqlite3
+    import uuid
+
+    from integrations import services
+    from integrations.tools.invocation import Principal, invoke
+
+    path = tmp_path / "w.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.commit()
+    conn.close()
+    db_id = f"db_{uuid.uuid4().hex[:10]}"
+    services.create_integration(
+        actor="tests",
+        id=db_id,
+        name="notes",
+        kind="sqlite",
+        auth_type="none",
+        config={"path": str(path), "read_only": False},
+    )
+    assert services.connect(db_id)["ok"]
+    try:
+        profile = AgentProfile.objects.create(name="one-write", writes_per_day=1)
+        profile.grants.create(integration_id=db_id, access="write")
+        token, _raw = AgentToken.issue(name="writer", profile=profile)
+        agent = Principal.for_token(token)
+
+        def run(sql: str) -> dict:
+            return invoke("query_database", {"connector_id": db_id, "query": sql}, agent, via="python", inline=True)
+
+        assert run("INSERT INTO notes (body) VALUES ('first')")["ok"] is True
+        second = run("INSERT INTO notes (body) VALUES ('second')")
+        assert second["error"]["category"] == "quota_exceeded" and "writes per day" in second["error"]["message"]
+        assert run("SELECT body FROM notes")["result"]["rows"] == [["first"]]  # reads go on
+    finally:
+        services.close_connector(db_id, everywhere=False)
