@@ -428,6 +428,6 @@ def ws_client_factory(daphne_server: Server) -> Iterator[Callable[..., WSClient]
 
 @pytest.fixture
 def staff_user(transactional_db: None) -> Any:
-    from django.contrib.auth import get_user_model
+    from tests import factories
 
-    return get_user_model().objects.create_user("runtime-staff", password="pw-runtime-staff-1", is_staff=True)
+    return factories.staff("runtime-staff", password="pw-runtime-staff-1")

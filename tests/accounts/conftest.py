@@ -9,16 +9,17 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from accounts import throttle
+from tests import factories
 
 
 @pytest.fixture
 def alice(db: Any) -> User:
-    return User.objects.create_user("alice", password="pw-alice-123", is_staff=True)
+    return factories.staff("alice")
 
 
 @pytest.fixture
 def bob(db: Any) -> User:
-    return User.objects.create_user("bob", password="pw-bob-123", is_staff=True)
+    return factories.staff("bob")
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ real databases of this machine, agent tokens, and a REST client."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from sandbox.bamboohr import BambooHRSandbox
+from tests import factories
 
 HR_WRITABLE = [
     "firstName",
@@ -23,10 +23,6 @@ HR_WRITABLE = [
     "timeOffRequest",
     "timeOffStatus",
 ]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -51,40 +47,19 @@ def _own_redis_keys(redis_url: str) -> None:
 
 @pytest.fixture
 def make_hr_integration(db: None) -> Callable[..., Any]:
-    from integrations import services
-
     def make(
         sandbox: BambooHRSandbox, *, writable: list[str] | None = HR_WRITABLE, connect: bool = True, **config: Any
     ) -> Any:
-        integration_id = unique("hr")
-        settings = {"subdomain": sandbox.company.name, "base_url": sandbox.url, "allow_insecure_loopback": True}
-        if writable is not None:
-            settings["writable_fields"] = writable
-        settings.update(config)
-        integration = services.create_integration(
-            actor="tests",
-            id=integration_id,
-            name="HR sandbox",
-            kind="bamboohr",
-            auth_type="api_key",
-            config=settings,
-            credentials={"api_key": sandbox.api_key},
-        )
-        if connect:
-            result = services.connect(integration_id)
-            assert result["ok"], result
-            integration.refresh_from_db()
-        return integration
+        settings = {} if writable is None else {"writable_fields": writable}
+        return factories.bamboohr(sandbox=sandbox, name="HR sandbox", config=settings | config, connect=connect)
 
     return make
 
 
 @pytest.fixture
 def make_token(db: None) -> Callable[..., tuple[Any, str]]:
-    from integrations.tools.models import AgentToken
-
     def make(*integrations: Any, access: str = "read", name: str = "agent") -> tuple[Any, str]:
-        return AgentToken.issue(name=name, access=access, integrations=list(integrations))
+        return factories.agent_token(*integrations, access=access, name=name)
 
     return make
 

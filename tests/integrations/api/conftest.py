@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
-from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from integrations.models import Integration
+from tests import factories
 
 # Known secrets: the leak tests search every response for these exact strings.
 BAMBOO_API_KEY = "bhr-ApiKey-0b8d2e6f4a"
@@ -20,15 +20,14 @@ OAUTH_CLIENT_SECRET = "oauth-ClientSecret-91c4d7"
 
 @pytest.fixture
 def people(db: Any) -> SimpleNamespace:
-    ops = Group.objects.create(name="ops")
-    User.objects.create_user("dave", password="pw-dave-123")  # member of no group, owns nothing
-    member = User.objects.create_user("carol", password="pw-carol-123")
-    member.groups.add(ops)
+    ops = factories.group("ops")
+    factories.user("dave")  # member of no group, owns nothing
+    member = factories.user("carol", groups=(ops,))
     return SimpleNamespace(
-        owner=User.objects.create_user("alice", password="pw-alice-123"),
-        other=User.objects.create_user("bob", password="pw-bob-123"),
+        owner=factories.user("alice"),
+        other=factories.user("bob"),
         member=member,
-        staff=User.objects.create_user("root", password="pw-root-123", is_staff=True),
+        staff=factories.staff("root"),
         ops=ops,
     )
 
@@ -43,7 +42,7 @@ def client_for(db: Any) -> Callable[[User | None], APIClient]:
         client = APIClient()
         if user is not None:
             if user.pk not in tokens:
-                tokens[user.pk] = AuthToken.objects.create(user)[1]
+                tokens[user.pk] = factories.api_token(user)
             client.credentials(HTTP_AUTHORIZATION=f"Token {tokens[user.pk]}")
         return client
 

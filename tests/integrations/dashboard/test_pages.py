@@ -17,17 +17,14 @@ from django.test import Client
 
 from integrations import services
 from integrations.models import Integration, IntegrationEvent, Status
+from tests import factories
 
 API_KEY = "bhr-dashboard-secret-4e1f9a"
 
 
 @pytest.fixture
 def users(db: Any) -> SimpleNamespace:
-    return SimpleNamespace(
-        owner=User.objects.create_user("olga", password="pw-olga-123"),
-        other=User.objects.create_user("oscar", password="pw-oscar-123"),
-        staff=User.objects.create_user("sam", password="pw-sam-123", is_staff=True),
-    )
+    return SimpleNamespace(owner=factories.user("olga"), other=factories.user("oscar"), staff=factories.staff("sam"))
 
 
 # Rows made as the hub makes them (seed_demo): with exactly these ids. A user who is not staff gets a
@@ -42,17 +39,7 @@ def client_as(user: User) -> Client:
 
 
 def make_bamboohr(owner: User, id: str = "hr_main", name: str = "HR main", **fields: Any) -> Integration:
-    return services.create_integration(
-        actor=SETUP,
-        id=id,
-        name=name,
-        kind="bamboohr",
-        auth_type="api_key",
-        config={"subdomain": "acme"},
-        credentials={"api_key": API_KEY},
-        owner=owner,
-        **fields,
-    )
+    return factories.bamboohr(id, name=name, api_key=API_KEY, owner=owner, actor=SETUP, **fields)
 
 
 def test_pages_require_login(client: Client, db: Any) -> None:

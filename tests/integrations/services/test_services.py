@@ -14,19 +14,11 @@ from django.test import override_settings
 from connectors.errors import ConfigError, ConnectorError
 from integrations import services, tasks
 from integrations.models import EventType, Integration, IntegrationEvent, Status
+from tests import factories
 
 
 def make_hr(server, *, id: str = "hr", **extra) -> Integration:
-    return services.create_integration(
-        actor="tester",
-        id=id,
-        name="HR",
-        kind="bamboohr",
-        auth_type="api_key",
-        config={"subdomain": "acme", "base_url": server.url, "allow_insecure_loopback": True},
-        credentials={"api_key": server.api_key},
-        **extra,
-    )
+    return factories.bamboohr(id, sandbox=server, config={"subdomain": "acme"}, actor="tester", **extra)
 
 
 @pytest.fixture(autouse=True)

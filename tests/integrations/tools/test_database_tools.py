@@ -21,6 +21,7 @@ from integrations import services, tools
 from integrations.tools import catalog
 from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import Outcome, ToolCall
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -131,18 +132,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 
 def _integration(engine: Engine, **config: Any) -> str:
-    integration_id = f"db_{uuid.uuid4().hex[:10]}"
-    services.create_integration(
-        actor="tests",
-        id=integration_id,
-        name=f"{engine.kind} test",
-        kind=engine.kind,
-        auth_type="none",
-        config={**engine.config, "statement_timeout_seconds": 2, **config},
-    )
-    result = services.connect(integration_id)
-    assert result["ok"], result
-    return integration_id
+    settings = {**engine.config, "statement_timeout_seconds": 2, **config}
+    return factories.database(engine.kind, settings, id=f"db_{uuid.uuid4().hex[:10]}", connect=True).id
 
 
 @pytest.fixture

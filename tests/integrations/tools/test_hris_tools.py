@@ -7,7 +7,7 @@ import pytest
 from integrations import tools
 from integrations.tools import catalog
 from integrations.tools.models import Outcome, ToolCall, WriteIntent
-from tests.integrations.conftest import unique
+from tests.factories import unique
 
 pytestmark = pytest.mark.django_db
 

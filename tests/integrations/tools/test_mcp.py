@@ -20,7 +20,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from integrations.tools import catalog
 from integrations.tools.models import ToolCall
-from tests.integrations.conftest import unique
+from tests.factories import unique
 from tests.runtime_fixtures import free_port, port_open
 
 REPO = Path(__file__).resolve().parents[3]

@@ -14,7 +14,7 @@ from knox.models import AuthToken
 from integrations.models import Status
 from integrations.tools import catalog
 from integrations.tools.models import AgentToken, ToolCall
-from tests.integrations.conftest import unique
+from tests.factories import unique
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import IntentState, ToolCall, WriteIntent
-from tests.integrations.conftest import unique
+from tests.factories import unique
 from tests.runtime_fixtures import wait_until
 
 # Seconds a call may run in a worker (the hard limit is 5 s later): room for the two slowed requests,
