@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from django.contrib.auth.models import User
-from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from integrations.tools.mcp import http_app
+from tests import factories
 
 pytestmark = pytest.mark.usefixtures("fresh_addresses")
 LIMIT = 3
@@ -40,7 +40,7 @@ def assert_throttled(response: Any) -> None:
     ("path", "scheme"), [("/api/integrations", "Token"), ("/api/tools/", "Token"), ("/api/tools/", "Bearer")]
 )
 def test_bad_tokens_from_one_address_get_429_even_the_right_one_then(path: str, scheme: str, alice: User) -> None:
-    good = f"Token {AuthToken.objects.create(alice)[1]}"
+    good = f"Token {factories.api_token(alice)}"
     assert get(path, good).status_code == 200
     for n in range(LIMIT):
         assert get(path, f"{scheme} hubat_wrong-{n}").status_code == 401
@@ -86,7 +86,7 @@ def test_the_mcp_endpoint_throttles_bad_bearer_tokens(db: Any) -> None:
 def test_with_redis_down_tokens_are_still_checked_and_nothing_fails(settings: Any, alice: User) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     assert get("/api/integrations", "Token wrong").status_code == 401
-    assert get("/api/integrations", f"Token {AuthToken.objects.create(alice)[1]}").status_code == 200
+    assert get("/api/integrations", f"Token {factories.api_token(alice)}").status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import Group
 
 from integrations import live_events, services
+from tests import factories
 from tests.runtime_fixtures import session_cookie_for
 
 
@@ -41,28 +41,22 @@ async def open_socket(user=None) -> WebsocketCommunicator:
 
 @pytest.fixture
 def people(transactional_db, django_user_model, clean_redis, tmp_path):
-    team = Group.objects.create(name="people-team")
-    owner = django_user_model.objects.create_user("owner")
-    teammate = django_user_model.objects.create_user("teammate")
-    teammate.groups.add(team)
-    outsider = django_user_model.objects.create_user("outsider")
-    staff = django_user_model.objects.create_user("staff", is_staff=True)
-    shared = services.create_integration(
-        actor="t",
-        id="shared_db",
-        name="Shared",
-        kind="sqlite",
-        config={"path": str(tmp_path / "shared.sqlite3")},
-        owner=owner,
+    team = factories.group("people-team")
+    owner = factories.user("owner")
+    teammate = factories.user("teammate", groups=(team,))
+    outsider = factories.user("outsider")
+    staff = factories.staff("staff")
+    shared = factories.database(
+        "sqlite", {"path": str(tmp_path / "shared.sqlite3")}, id="shared_db", name="Shared", owner=owner, actor="t"
     )
     shared.shared_with_groups.add(team)
-    services.create_integration(
-        actor="t",
+    factories.database(
+        "sqlite",
+        {"path": str(tmp_path / "private.sqlite3")},  # one file per integration: the owner may change
         id="private_db",
         name="Private",
-        kind="sqlite",
-        config={"path": str(tmp_path / "private.sqlite3")},  # one file per integration: the owner may change
         owner=owner,
+        actor="t",
     )
     return {"owner": owner, "teammate": teammate, "outsider": outsider, "staff": staff}
 

@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from integrations import services
 from integrations.models import Integration
-from integrations.tools.models import AgentToken, ToolCall, WriteIntent
+from integrations.tools.models import ToolCall, WriteIntent
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def world(django_user_model: Any) -> dict[str, Any]:
         owner=owner,
     )
     operation = services.request_test(integration.id, actor=owner)
-    AgentToken.issue(name="walk agent", access="read", integrations=[integration])
+    factories.agent_token(integration, name="walk agent")
     call = ToolCall.objects.create(
         via="rest", user=owner, actor=owner.username, tool="query_hris", integration_ref=integration.id
     )

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from connectors.auth.oauth2 import OAuth2Config, authorization_request, exchange_code
+from tests import factories
 from tests.connectors.policies import LOOPBACK
 from tests.integrations.oauth.authserver import clients
 
@@ -245,7 +246,7 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9]{20,}")
 
 @pytest.fixture
 def hub_user(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("operator", password="operator-password-1")
+    return factories.user("operator", password="operator-password-1")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 from integrations.oauth.views import SESSION_FLOWS
+from tests import factories
 from tests.integrations.oauth.authserver import clients
 from tests.integrations.oauth.conftest import AuthServer, ProviderBrowser, query
 
@@ -136,9 +137,7 @@ def test_another_users_state_is_refused(
     make_integration()
     path = callback_path(provider_browser.authorize(start(hub_client)))
     intruder = Client()
-    intruder.force_login(
-        django_user_model.objects.create_user("intruder", password="intruder-password-1", is_staff=True)
-    )
+    intruder.force_login(factories.staff("intruder", password="intruder-password-1"))
     assert_refused(intruder.get(path), "other_user_state", "another user")
     assert stored_token() is None and authserver.stats().get("authorization_code", 0) == 0
     # The user who started it can still finish: the intruder consumed nothing.
@@ -197,7 +196,7 @@ def test_wrong_pkce_verifier_is_refused_by_the_provider_and_reported(
 def test_start_refuses_what_it_cannot_start(
     hub_client: Client, make_integration: Any, django_user_model: Any, hub_user: Any
 ) -> None:
-    other = django_user_model.objects.create_user("someone-else", password="someone-else-password")
+    other = factories.user("someone-else", password="someone-else-password")
     make_integration("not_mine", owner=other)
     make_integration("machine", grant="client_credentials")
     Integration.objects.create(id="plain_db", name="DB", kind="sqlite", auth_type="none", owner=hub_user)
@@ -217,8 +216,7 @@ def test_only_the_owner_or_staff_may_authorize(make_integration: Any, django_use
     team = Group.objects.create(name="hr-team")
     integration = make_integration()
     integration.shared_with_groups.add(team)
-    member = django_user_model.objects.create_user("member", password="member-password-1")
-    member.groups.add(team)
+    member = factories.user("member", password="member-password-1", groups=(team,))
     client = Client()
     client.force_login(member)
     for method in (client.get, client.post):
