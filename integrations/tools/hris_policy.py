@@ -41,7 +41,7 @@ from integrations.tools.context import ToolContext, jsonable
 from integrations.tools.errors import ToolError
 
 if TYPE_CHECKING:
-    from connectors.datapolicy.pii import Pseudonymizer, Redactor
+    from connectors.datapolicy.pii import Pseudonymizer, RedactionPolicy, Redactor
 
 FREE_TEXT = ("notes", "comments", "note")
 # Result keys that hold an employee id or an e-mail, pseudonymised when the profile asks for it.
@@ -81,6 +81,23 @@ class _RedisReverse(MutableMapping[str, str]):
 
     def __len__(self) -> int:
         return int(self.client.hlen(self.key))
+
+
+_REDACTORS: dict[str, Redactor] = {}
+
+
+def _redactor(policy: RedactionPolicy, pseudonyms: Pseudonymizer | None) -> Redactor:
+    """A Redactor per policy, kept for the process (building one loads Presidio's recognizers, several
+    ms); one that writes e-mail pseudonyms is built per call, since it holds the call's Pseudonymizer."""
+    from connectors.datapolicy.pii import Redactor
+
+    if "pseudonym" in policy.actions.values():
+        return Redactor(policy, pseudonyms)
+    key = repr(policy)  # a frozen dataclass of plain values: its repr names it
+    found = _REDACTORS.get(key)
+    if found is None:
+        found = _REDACTORS[key] = Redactor(policy)
+    return found
 
 
 def pseudonym_key(integration_id: str) -> bytes:
@@ -139,9 +156,7 @@ class HrisPolicy:
     def _outgoing(self, item: dict[str, Any]) -> dict[str, Any]:
         if self.rules.redaction is not None:
             if self._redactor is None:
-                from connectors.datapolicy.pii import Redactor
-
-                self._redactor = Redactor(self.rules.redaction, self.pseudonyms)
+                self._redactor = _redactor(self.rules.redaction, self.pseudonyms)
             item = self._redactor.redact_fields(item, FREE_TEXT)
             if isinstance(item.get("raw"), Mapping):
                 item["raw"] = self._redactor.redact_fields(item["raw"], FREE_TEXT)
