@@ -115,7 +115,7 @@ def _query_policed(policy: HrisPolicy, resource: str, filters: dict[str, Any], c
     else:
         if not filters.get("start") or not filters.get("end"):
             raise ToolError("invalid", "filters.start and filters.end (YYYY-MM-DD) are required for time_off_requests")
-        items, withheld, out_of_scope = policy.time_off(filters)
+        items, withheld, out_of_scope = policy.time_off(filters, cap)
     truncated = len(items) > cap
     items = items[:cap]
     return {

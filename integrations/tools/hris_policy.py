@@ -201,7 +201,9 @@ class HrisPolicy:
         answer = self.policed.list_employees(fields=["id"], unified=True)
         return {str(r["id"]) for r in answer.data}
 
-    def time_off(self, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str], int]:
+    def time_off(self, filters: dict[str, Any], cap: int) -> tuple[list[dict[str, Any]], list[str], int]:
+        """Requests inside the scope, the first ``cap + 1`` of them shaped and redacted (the caller
+        shows ``cap`` and says whether there were more: redacting the rest would be wasted)."""
         filters = self.reveal_inputs(filters)
         notes_allowed = self.rules.access.allows("notes", TIME_OFF)
         if not notes_allowed:
@@ -211,7 +213,7 @@ class HrisPolicy:
         kept = [r for r in records if allowed_ids is None or str(r.get("employee_id")) in allowed_ids]
         withheld: set[str] = set()
         items = []
-        for record in kept:
+        for record in kept[: cap + 1]:
             record.pop("raw", None)
             for key in list(record):
                 if not self.rules.access.allows(key, TIME_OFF):
