@@ -199,7 +199,9 @@ def test_memory_defaults_open_after_five_failures_for_thirty_seconds() -> None:
     assert breaker.state("db") == "open"
     error = _refusal(breaker)
     assert error.message == "circuit open for db (too many consecutive failures); calls fail fast for 30.0 s more"
-    assert error.category == Category.UNAVAILABLE and error.retry_after == 30.0 and not error.permanent
+    assert error.category == Category.UNAVAILABLE and error.retry_after == 30.0 and error.permanent is False
+    clock.now = 0.87655
+    assert _refusal(breaker).retry_after == 29.123  # to the millisecond
     clock.now = 29.5
     assert _refusal(breaker).retry_after == 0.5
     clock.now = 30.0  # the cool-down's end: half-open, this caller probes
@@ -307,3 +309,19 @@ def test_redis_reset_closes_the_circuit_for_every_process(redis_client: redis.Re
     assert other.state("db") == "closed" and redis_client.exists(other.circuit_key("db")) == 0
     breaker.before_call("db")  # this process forgot what it had seen too
     other.before_call("db")
+
+
+def test_redis_keys_probe_and_lifetime(redis_client: redis.Redis, redis_prefix: str) -> None:
+    assert RedisCircuitBreaker(redis_client).circuit_key("db") == "hub:circuit:db"
+    breaker = RedisCircuitBreaker(redis_client, 1, 0.3, prefix=redis_prefix)
+    breaker.record_failure("db")
+    # failures are forgotten after the cool-down, the probe time-out (at least 1 s) and 300 s more
+    assert (0.3 + 1.0 + 300) * 1000 - 500 < redis_client.pttl(breaker.circuit_key("db")) <= (0.3 + 1.0 + 300) * 1000
+    time.sleep(0.32)
+    breaker.before_call("db")  # the probe
+    probing = _refusal(breaker)
+    assert probing.message.startswith("circuit open for db (another caller is probing it)")
+    assert probing.retry_after is not None and 0.5 < probing.retry_after <= 1.0  # the probe time-out: 1 s
+    given = RedisCircuitBreaker(redis_client, 1, 10, prefix=redis_prefix, probe_timeout=2)
+    given.record_failure("other")
+    assert 311_500 < redis_client.pttl(given.circuit_key("other")) <= 312_000
