@@ -1,4 +1,5 @@
-"""REST: /api/agent-profiles (read: any signed-in user; writes and token minting: staff).
+"""REST: /api/agent-profiles (read: staff, or a signed-in user for the profiles whose every grant is on an
+integration they can see; writes and token minting: staff).
 
 GET/POST          /api/agent-profiles
 GET/PUT/PATCH/DEL /api/agent-profiles/{id}      grants are replaced as a whole on PUT/PATCH
@@ -140,6 +141,9 @@ class AgentProfileViewSet(viewsets.ModelViewSet):
     serializer_class = ProfileSerializer
     permission_classes = [StaffWrites]
     pagination_class = None
+
+    def get_queryset(self) -> Any:
+        return super().get_queryset().visible_to(self.request.user)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:

@@ -32,6 +32,23 @@ DATABASE_HELP = (
 )
 
 
+class AgentProfileQuerySet(models.QuerySet["AgentProfile"]):
+    def visible_to(self, user: Any) -> AgentProfileQuerySet:
+        """Staff see every profile; others only profiles whose every grant is on an integration they can see.
+
+        A profile's page and API answer show its grants (integration ids, data rules): a profile with a grant
+        on an integration the user cannot see would tell them of it.
+        """
+        from integrations.models import Integration
+
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        hidden = Integration.objects.exclude(pk__in=Integration.objects.visible_to(user).values("pk"))
+        return self.exclude(grants__integration__in=hidden)
+
+
 class AgentProfile(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True, default="")
@@ -51,6 +68,8 @@ class AgentProfile(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AgentProfileQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

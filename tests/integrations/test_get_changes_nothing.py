@@ -24,6 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from integrations import services
+from integrations.agents.models import AgentProfile, GrantAccess, ProfileGrant
 from integrations.models import Integration
 from integrations.tools.models import ToolCall, WriteIntent
 from tests import factories
@@ -70,6 +71,8 @@ def world(django_user_model: Any) -> dict[str, Any]:
     )
     operation = services.request_test(integration.id, actor=owner)
     factories.agent_token(integration, name="walk agent")
+    profile = AgentProfile.objects.create(name="walk profile", calls_per_minute=5, rows_per_day=100)
+    ProfileGrant.objects.create(profile=profile, integration=integration, access=GrantAccess.READ)
     call = ToolCall.objects.create(
         via="rest", user=owner, actor=owner.username, tool="query_hris", integration_ref=integration.id
     )
@@ -86,6 +89,7 @@ def world(django_user_model: Any) -> dict[str, Any]:
         "integration_id": integration.id,
         "operation_id": operation,
         "call_id": call.pk,
+        "profile_id": profile.pk,
     }
 
 
@@ -103,7 +107,12 @@ def _kwargs(name: str, params: list[str], world: dict[str, Any]) -> list[dict[st
         "id": [world["owner"].pk],  # the admin's password form of a user
     }
     if "pk" in params:
-        samples["pk"] = [world["call_id"]] if name.startswith("tools-") else [world["integration_id"]]
+        if name.startswith("tools-"):
+            samples["pk"] = [world["call_id"]]
+        elif name.startswith(("agents:", "agent-profile-")):
+            samples["pk"] = [world["profile_id"]]
+        else:
+            samples["pk"] = [world["integration_id"]]
     if "object_id" in params:
         for model in admin.site._registry:  # noqa: SLF001 - the admin's own list of what it shows
             if name.startswith(f"admin:{model._meta.app_label}_{model._meta.model_name}_"):
@@ -157,4 +166,9 @@ def test_every_get_route_changes_nothing(
     assert f"/api/integrations/{world['integration_id']}/test" in walked
     assert f"/oauth/{world['integration_id']}/start/" in walked
     assert f"/integrations/{world['integration_id']}/test" in walked
+    # The agent profiles' pages and API (the quota is read from Redis, never spent by a read).
+    profile_id = world["profile_id"]
+    for path in ("/agents", f"/agents/{profile_id}", f"/api/agent-profiles/{profile_id}/quota"):
+        assert path in walked, path
+    assert {"/api/agent-profiles", f"/api/agent-profiles/{profile_id}"} <= {p.rstrip("/") for p in walked}
     assert Integration.objects.get(pk=world["integration_id"]).status == "disconnected"

@@ -50,6 +50,7 @@ SAMPLES = {
     "url": "nowhere/",
     "app_label": "integrations",
     "path": f"integrations/{PRIVATE_ID}/x",
+    "page": "toolcall/1/change/",  # the old admin addresses of the tools' models, redirected to /admin/tools/
 }
 
 
@@ -142,15 +143,31 @@ def private(db: None, django_user_model: Any) -> Any:
     return integration, operation_id
 
 
-def test_every_url_refuses_anonymous_and_other_users(private, django_user_model, report: Report):
+@pytest.fixture
+def private_profile(private: Any) -> Any:
+    """An agent profile with a grant on the private integration: its pages name the integration."""
+    from integrations.agents.models import AgentProfile, GrantAccess, ProfileGrant
+
+    profile = AgentProfile.objects.create(name="private agent", description="reads the vault")
+    ProfileGrant.objects.create(profile=profile, integration=private[0], access=GrantAccess.WRITE)
+    return profile
+
+
+def test_every_url_refuses_anonymous_and_other_users(private, private_profile, django_user_model, report: Report):
     from django.test import Client
     from knox.models import AuthToken
 
     from integrations.models import Integration, IntegrationEvent
 
     integration, operation_id = private
-    paths = sorted({example_path(rx, operation_id) for rx in url_patterns()})
+    paths = {example_path(rx, operation_id) for rx in url_patterns()}
     assert len(paths) > 100 and f"/integrations/{PRIVATE_ID}" in paths, paths
+    # The agent profiles' routes with the private profile's id (the resolver walk puts 1 for an <int:pk>).
+    profile_paths = [f"/agents/{private_profile.pk}"] + [
+        f"/api/agent-profiles/{private_profile.pk}{tail}" for tail in ("", "/quota", "/tokens")
+    ]
+    assert {"/agents", "/api/agent-profiles/", "/admin/integrations/toolcall/1/change/"} <= paths, paths
+    paths = sorted(paths | set(profile_paths))
 
     intruder = django_user_model.objects.create_user("walk-intruder", password="pw-walk-intruder-1")
     token = AuthToken.objects.create(intruder)[1]
@@ -173,8 +190,10 @@ def test_every_url_refuses_anonymous_and_other_users(private, django_user_model,
                 if response.status_code >= 500:
                     wrong.append(f"{who} {method.upper()} {path} -> {response.status_code} (server error)")
                     continue
-                about_private = PRIVATE_ID in path or path.startswith(
-                    ("/admin/", "/metrics", "/api/tools/", "/api/operations/")
+                about_private = (
+                    PRIVATE_ID in path
+                    or path in profile_paths
+                    or path.startswith(("/admin/", "/metrics", "/api/tools/", "/api/operations/"))
                 )
                 if who == "anonymous" or about_private:
                     if not _refused(response):
@@ -203,6 +222,9 @@ def test_every_url_refuses_anonymous_and_other_users(private, django_user_model,
         f"/api/integrations/{PRIVATE_ID}/events",
         f"/admin/integrations/integration/{PRIVATE_ID}/change/",
         f"/api/operations/{operation_id}",
+        "/agents",
+        "/api/agent-profiles",
+        *profile_paths[:2],
     ):
         response = staff.get(path)
         assert response.status_code in (200, 202) and PRIVATE_ID in response.content.decode(), path  # 202: pending

@@ -15,6 +15,7 @@ from django.utils import timezone
 from integrations import services
 from integrations.agents.models import AgentProfile
 from integrations.tools.models import AgentToken
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +115,30 @@ def test_only_staff_change_profiles_or_mint_tokens(api_client, staff):
     assert not AgentToken.objects.filter(profile=profile).exists()
 
 
+def test_a_user_reads_only_profiles_whose_integrations_they_can_see(api_client, hr_sandbox, make_hr_integration):
+    hr = make_hr_integration(hr_sandbox, connect=False)
+    secret = AgentProfile.objects.create(name="reads-hr", rows_per_day=10)
+    secret.grants.create(integration=hr, access="write", hris={"classes": ["public"]})
+    plain = AgentProfile.objects.create(name="no-grants")
+    paths = [f"/api/agent-profiles/{secret.pk}", f"/api/agent-profiles/{secret.pk}/quota"]
+
+    stranger = factories.user(f"stranger-{uuid.uuid4().hex[:6]}")
+    api_client.force_authenticate(stranger)
+    listed = api_client.get("/api/agent-profiles")
+    assert listed.status_code == 200 and hr.id not in listed.content.decode()
+    assert {p["name"] for p in listed.json()} >= {"no-grants"} and "reads-hr" not in {p["name"] for p in listed.json()}
+    assert [api_client.get(path).status_code for path in paths] == [404, 404]
+    assert api_client.get(f"/api/agent-profiles/{plain.pk}").status_code == 200
+
+    readers = factories.group(f"readers-{uuid.uuid4().hex[:6]}")
+    services.set_sharing(hr, [readers], actor="test setup")
+    api_client.force_authenticate(factories.user(f"reader-{uuid.uuid4().hex[:6]}", groups=(readers,)))
+    assert [api_client.get(path).status_code for path in paths] == [200, 200]
+    assert api_client.get(paths[0]).json()["grants"][0]["integration"] == hr.id
+    api_client.force_authenticate(factories.staff(f"admin-{uuid.uuid4().hex[:6]}"))
+    assert [api_client.get(path).status_code for path in paths] == [200, 200]
+
+
 def test_minted_tokens_respect_the_profile_ttl_cap(staff, hr_sandbox, make_hr_integration):
     hr = make_hr_integration(hr_sandbox, connect=False)
     profile = AgentProfile.objects.create(name="on-behalf", max_token_ttl=900, tools=["query_hris"])
@@ -159,7 +184,14 @@ def test_the_dashboard_lists_profiles_and_shows_one_with_its_grants_and_quota(cl
         integration=hr, access="read", hris={"classes": ["public"], "scope": {"departments": ["Sales"]}}
     )
     assert client.get("/agents").status_code == 302  # sign in first
-    client.force_login(get_user_model().objects.create_user(f"viewer-{uuid.uuid4().hex[:6]}"))
+    # A user who cannot see the integration neither finds the profile nor opens it: its grants name it.
+    client.force_login(get_user_model().objects.create_user(f"stranger-{uuid.uuid4().hex[:6]}"))
+    assert "dash-profile" not in client.get("/agents").content.decode()
+    assert client.get(f"/agents/{profile.pk}").status_code == 404
+    # One of a group the integration is shared with reads it.
+    readers = factories.group(f"readers-{uuid.uuid4().hex[:6]}")
+    services.set_sharing(hr, [readers], actor="test setup")
+    client.force_login(factories.user(f"viewer-{uuid.uuid4().hex[:6]}", groups=(readers,)))
     listing = client.get("/agents").content.decode()
     assert "dash-profile" in listing and f"/agents/{profile.pk}" in listing
     page = client.get(f"/agents/{profile.pk}").content.decode()
