@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test import Client, override_settings
 
 from integrations.crypto import CredentialsUnreadable, decrypt_value
@@ -97,7 +97,9 @@ def dump(path: Path) -> list[dict[str, Any]]:
 
 def empty_hub() -> None:
     """What a fresh, migrated database holds: no user, integration or token."""
-    for model in (Integration, *(m for m in apps.get_models() if m._meta.object_name == "AgentToken")):
+    tokens = [m for m in apps.get_models() if m._meta.object_name == "AgentToken"]
+    profiles = [m for m in apps.get_models() if m._meta.object_name == "AgentProfile"]
+    for model in (Integration, *tokens, *profiles):  # tokens before their profiles (which they protect)
         model.objects.all().delete()
     get_user_model().objects.all().delete()  # and with them their API tokens
 
@@ -219,11 +221,20 @@ def test_any_import_through_the_serializers_refuses_the_same_values(hub, tmp_pat
     empty_hub()
     before = row_counts()
     refusals = []
+    orphans = []
     for obj in serializers.deserialize("json", json.dumps(bad), handle_forward_references=True):
         try:
-            obj.save()
+            # Each row as its own transaction would be, its foreign keys checked on commit: a row naming a
+            # refused one (an agent profile's grant on a refused integration) is refused by the database.
+            with transaction.atomic():
+                obj.save()
+                connection.check_constraints(table_names=[obj.object._meta.db_table])
         except (CredentialsUnreadable, StoredSecretRefused) as exc:
             refusals.append((obj.object._meta.label, str(exc)))
+        except IntegrityError:
+            orphans.append((obj.object._meta.label, getattr(obj.object, "integration_id", None)))
+    # The generated profile of the agent token granted pg and bamboo, both refused: their grants cannot stay.
+    assert sorted(orphans) == [("agents.ProfileGrant", "bamboo"), ("agents.ProfileGrant", "pg")]
     assert sorted(label for label, _ in refusals) == sorted(
         ["auth.User", "knox.AuthToken", "integrations.Integration", "integrations.Integration"]
         + [m._meta.label for m in apps.get_models() if m._meta.object_name == "AgentToken"]
