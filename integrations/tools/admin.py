@@ -54,7 +54,8 @@ class AgentTokenAdmin(admin.ModelAdmin):
             raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
             obj.token_hash = hash_token(raw)
             obj.token_prefix = raw[: len(TOKEN_PREFIX) + 6]
-            obj.created_by = request.user
+            if request.user.is_authenticated:  # always, past the admin's login
+                obj.created_by = request.user
             # Only the hash is stored: this message is the one time the token is shown.
             messages.warning(request, f"The new token (copy it now, it is not shown again): {raw}")
         super().save_model(request, obj, form, change)

@@ -131,7 +131,7 @@ def envelope_response(envelope: dict[str, Any]) -> Response:
     if envelope.get("ok") is None:
         return Response(envelope, status=202)
     error = envelope.get("error") or {}
-    status = 200 if envelope.get("ok") else _CLIENT_ERROR_STATUS.get(error.get("category"), 200)
+    status = 200 if envelope.get("ok") else _CLIENT_ERROR_STATUS.get(error.get("category") or "", 200)
     response = Response(envelope, status=status)
     if error.get("retry_after"):
         response["Retry-After"] = str(max(1, round(float(error["retry_after"]))))

@@ -255,7 +255,6 @@ def create_hris_record(
 def _no_reconcile(_context: dict[str, Any]) -> None:
     """Updates and status changes set values: sending them again is harmless, so a retry after an
     interrupted attempt simply sends them again."""
-    return None
 
 
 def update_hris_record(

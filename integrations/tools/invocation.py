@@ -195,7 +195,7 @@ def _outcome(envelope: Mapping[str, Any]) -> str:
         "quota_exceeded": Outcome.REFUSED,
         "unavailable": Outcome.UNAVAILABLE,
         "timeout": Outcome.TIMEOUT,
-    }.get(category, Outcome.ERROR)
+    }.get(category or "", Outcome.ERROR)
 
 
 def _complete(call_id: int | None, envelope: dict[str, Any], started: float | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from accounts.throttle import FailureThrottleMiddleware
@@ -191,8 +192,8 @@ def http_app(
         host=host,
         token_verifier=AgentTokenVerifier(),
         auth=AuthSettings(
-            issuer_url=base,  # tokens are issued by this hub (manage.py create_agent_token)
-            resource_server_url=f"{base}{path}",
+            issuer_url=AnyHttpUrl(base),  # tokens are issued by this hub (manage.py create_agent_token)
+            resource_server_url=AnyHttpUrl(f"{base}{path}"),
             validate_token_resource=False,  # our tokens carry no audience: the verifier is the check
         ),
         transport_security=TransportSecuritySettings(
