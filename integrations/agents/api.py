@@ -9,7 +9,7 @@ POST              /api/agent-profiles/{id}/tokens   {"ttl_seconds", "on_behalf_o
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import ProtectedError
@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integrations.agents import quotas
-from integrations.agents.models import AgentProfile, GrantAccess, ProfileGrant
+from integrations.agents.models import AgentProfile, AgentProfileQuerySet, GrantAccess, ProfileGrant
 from integrations.agents.services import access_for_profile
 from integrations.agents.validation import unknown_tools, validate_grant
 from integrations.models import Integration
@@ -143,7 +143,8 @@ class AgentProfileViewSet(viewsets.ModelViewSet):
     pagination_class = None
 
     def get_queryset(self) -> Any:
-        return super().get_queryset().visible_to(self.request.user)
+        # A clone of ``queryset`` (AgentProfile.objects, an AgentProfileQuerySet); DRF's stubs say QuerySet.
+        return cast(AgentProfileQuerySet, super().get_queryset()).visible_to(self.request.user)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
