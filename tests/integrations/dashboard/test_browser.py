@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from integrations import services
 from integrations.models import Integration, IntegrationEvent, Status
+from tests import factories
 from tests.integrations.dashboard.conftest import UI
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,7 +25,7 @@ LATENCY = re.compile(r"\d+ ms")
 
 @pytest.fixture
 def operator(transactional_db: None) -> Any:
-    return get_user_model().objects.create_user("operator", password=PASSWORD, is_staff=True)
+    return factories.staff("operator", password=PASSWORD)
 
 
 def open_bamboohr_form(ui: UI) -> None:
@@ -86,7 +86,7 @@ def test_wizard_shows_browser_and_server_errors_next_to_fields(ui: UI, operator:
 
 def test_a_user_who_is_not_staff_gets_the_hubs_suffix_on_the_id(ui: UI, transactional_db: None) -> None:
     """Issue 14, item 7: only staff choose exact ids; the wizard says so and shows the id the hub gave."""
-    get_user_model().objects.create_user("clerk", password=PASSWORD)
+    factories.user("clerk", password=PASSWORD)
     ui.login("clerk", PASSWORD)
     open_bamboohr_form(ui)
     page = ui.page
