@@ -9,6 +9,7 @@ processes only see committed rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -128,14 +129,10 @@ class ManagedProcess:
                 pass
             except ProcessLookupError:
                 pass
-        try:  # pool children and anything else left in the group
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # pool children, anything left in the group
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ API responses, admin and dashboard HTML, /metrics, event and audit rows, and Web
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import uuid
@@ -72,20 +73,16 @@ def _decoded_bodies(text: str) -> list[str]:
         if isinstance(node, dict):
             body = node.get("body")
             if isinstance(body, str):
-                try:
+                with contextlib.suppress(ValueError):
                     found.append(base64.b64decode(body, validate=True).decode(errors="replace"))
-                except ValueError:
-                    pass
             for value in node.values():
                 visit(value)
         elif isinstance(node, list):
             for value in node:
                 visit(value)
         elif isinstance(node, str) and node[:1] in "[{":
-            try:
+            with contextlib.suppress(ValueError):
                 visit(json.loads(node))
-            except ValueError:
-                pass
 
     visit(data)
     return found

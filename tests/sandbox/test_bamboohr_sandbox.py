@@ -141,7 +141,7 @@ def test_time_off_requires_dates(client: httpx.Client) -> None:
 
 
 def test_time_off_create_supersede_and_status(client: httpx.Client) -> None:
-    start = (dt.date.today() + dt.timedelta(days=300)).isoformat()
+    start = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=300)).isoformat()
     body = {"status": "requested", "start": start, "end": start, "timeOffTypeId": 81, "amount": 4}
     created = client.put("employees/5/time_off/request", json=body, headers=JSON)
     assert created.status_code == 201 and created.headers["Location"].endswith(

@@ -208,7 +208,7 @@ def test_department_scope_reads_and_writes_only_that_department(
     assert posts_after == posts_before  # nothing was written
     assert bamboohr_server.company.employees[int(insider)]["department"] == "Engineering"
     with pytest.raises(ConnectorError, match="hireDate"):
-        guard.update_employee(insider, {"hireDate": dt.date.today().isoformat()})
+        guard.update_employee(insider, {"hireDate": dt.datetime.now(dt.UTC).date().isoformat()})
 
 
 def test_reports_of_a_manager_against_the_sandbox(make_bamboohr: Make, bamboohr_server: BambooHRSandbox) -> None:

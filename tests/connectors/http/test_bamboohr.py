@@ -18,7 +18,7 @@ from sandbox.bamboohr import BambooHRSandbox
 from tests.sandbox.bamboohr_fixtures import fast_runtime
 
 Make = Callable[..., BambooHRConnector]
-TODAY = dt.date.today()
+TODAY = dt.datetime.now(dt.UTC).date()  # the sandbox's calendar is UTC
 
 
 def _window(days: int = 130) -> dict[str, dt.date]:

@@ -5,6 +5,7 @@ is capped and flagged."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -125,10 +126,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     eng.run(f"INSERT INTO {eng.table} (id, name, salary, hired) VALUES {values}")
     yield eng
     eng.run(f"DROP TABLE {eng.table}")
-    try:
+    with contextlib.suppress(StopIteration):
         next(gen)
-    except StopIteration:
-        pass
 
 
 def _integration(engine: Engine, **config: Any) -> str:
