@@ -70,6 +70,13 @@ create_integration(actor=porter, id="hr_file", name="HR file", kind="sqlite", au
                    config={{"path": S["sqlite_path"]}}, owner=porter)
 DjangoTokenStore("bamboo_oauth").save(S["creds"]["bamboo_oauth"]["oauth_token"])
 set_sharing(made[0], [hr], actor=porter)
+from integrations.agents.models import AgentProfile, ProfileGrant
+reader = AgentProfile.objects.create(name="hr-reader", tools=["query_hris", "describe_access"], rows_per_day=500,
+                                     calls_per_minute=30, max_token_ttl=900)
+ProfileGrant.objects.create(profile=reader, integration=made[3], access="read",
+                            hris={{"classes": ["public"], "scope": {{"departments": ["Sales"]}}, "redact": True}})
+ProfileGrant.objects.create(profile=reader, integration=made[0], access="write",
+                            database={{"tables": {{"employees": ["id", "name"]}}, "role": "agent_ro"}})
 DatabaseScheduler(app=app)  # the periodic tasks beat writes on its first start
 
 def token(*args):
@@ -81,6 +88,7 @@ print(json.dumps({{
     "api_token": token("create_api_token", "porter"),
     "viewer_token": token("create_api_token", "viewer"),
     "agent_token": token("create_agent_token", "agent", "-i", "pg_main", "-i", "bamboo_oauth", "--write"),
+    "profile_token": token("create_agent_token", "reader-agent", "--profile", "hr-reader"),
 }}))
 """
 
@@ -90,6 +98,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import setup_test_environment
 from django_celery_beat.models import PeriodicTask
+from integrations.agents.models import AgentProfile
 from integrations.models import Integration
 from integrations.oauth import DjangoTokenStore
 
@@ -114,6 +123,14 @@ print(json.dumps({{
     "login": Client().post("/accounts/login/", {{"username": "porter", "password": S["password"]}}).status_code,
     "bad_login": Client().post("/accounts/login/", {{"username": "viewer", "password": "nope"}}).status_code,
     "periodic_tasks": PeriodicTask.objects.count(),
+    "profiles": {{
+        p.name: [p.generated, p.tools, p.calls_per_minute, p.rows_per_day, p.max_token_ttl,
+                 sorted([g.integration_id, g.access, g.hris, g.database] for g in p.grants.all()),
+                 sorted(t.name for t in p.tokens.all())]
+        for p in AgentProfile.objects.all()
+    }},
+    "profile_tools": sorted(t["name"] for t in Client().get(
+        "/api/tools/", HTTP_AUTHORIZATION="Bearer " + T["profile_token"]).json()["tools"]),
 }}))
 """
 
@@ -288,10 +305,7 @@ def target(request: pytest.FixtureRequest, pg_url: str, mysql_url: str) -> Itera
     server.cursor().execute(f"CREATE DATABASE {name}{charset}")
     url = server_url.rsplit("/", 1)[0] + "/" + name
     try:
-        if vendor == "postgresql":
-            reader = _server_connection(vendor, url)
-        else:
-            reader = _server_connection(vendor, server_url)
+        reader = _server_connection(vendor, url if vendor == "postgresql" else server_url)
         try:
             yield {"vendor": vendor, "url": url, "name": name, "counts": lambda: row_counts(vendor, reader, name)}
         finally:
@@ -339,7 +353,7 @@ def test_the_readme_commands_move_every_secret_to_the_new_database(source, targe
     for obj in edited:
         if obj["model"] == "integrations.integration" and obj["pk"] == "bamboo_oauth":
             obj["fields"]["credentials"] = "<encrypted>"
-        if obj["model"].endswith(".agenttoken"):
+        if obj["model"].endswith(".agenttoken") and obj["fields"]["name"] == "agent":
             obj["fields"]["token_hash"] = "0" * 63 + "G"
     refused = run(load, json.dumps(edited))
     assert refused.returncode != 0, refused.stdout
@@ -366,4 +380,34 @@ def test_the_readme_commands_move_every_secret_to_the_new_database(source, targe
     assert found["agent"] == 200
     assert found["login"] == 302 and found["bad_login"] == 200
     assert found["periodic_tasks"] > 0
+    # Agent profiles arrive with their grants (data rules), quotas and tokens; the profile's token works.
+    assert found["profiles"] == {
+        "hr-reader": [
+            False,
+            ["query_hris", "describe_access"],
+            30,
+            500,
+            900,
+            [
+                [
+                    "bamboo_oauth",
+                    "read",
+                    {"classes": ["public"], "scope": {"departments": ["Sales"]}, "redact": True},
+                    {},
+                ],
+                ["pg_main", "write", {}, {"tables": {"employees": ["id", "name"]}, "role": "agent_ro"}],
+            ],
+            ["reader-agent"],
+        ],
+        "token agent": [
+            True,
+            None,
+            None,
+            None,
+            86400 * 365,
+            [["bamboo_oauth", "write", {}, {}], ["pg_main", "write", {}, {}]],
+            ["agent"],
+        ],
+    }
+    assert found["profile_tools"] == ["describe_access", "query_hris"]
     assert target["counts"]()["integrations_integrationevent"] > 0
