@@ -364,7 +364,7 @@ def test_redis_restarted(hub: Hub, report: Report, request: pytest.FixtureReques
         request.getfixturevalue("quiet_machine")
 
     api = hub.api(hub.people.staff)
-    own = hub.new_sandbox()  # slowed below: tool calls are in flight (delivered, not yet acked) as Redis goes
+    own = hub.new_sandbox()  # slowed below: connection tests are in flight (delivered, not yet acked) as Redis goes
     create(api, **bamboohr(hub, "hr_redis", sandbox=own, timeout_seconds=5))
     connect(api, "hr_redis")
     token = agent_token("hr_redis")
