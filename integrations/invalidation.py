@@ -60,5 +60,7 @@ def _listen(discard: Callable[[str, int | None], bool]) -> None:
                         continue
             finally:
                 pubsub.close()  # its connection goes back to the pool (or is dropped if broken)
-        except redis.RedisError:
-            time.sleep(2)  # Redis restarting: try again; connectors are also checked on every use
+        # Redis restarting. A connection closed under the reader can also surface as OSError or
+        # ValueError ("I/O operation on closed file"): the listener must outlive all of them.
+        except (redis.RedisError, OSError, ValueError):
+            time.sleep(2)  # try again; connectors are also checked on every use
