@@ -317,11 +317,14 @@ def celery_eager() -> Iterator[None]:
     """Tasks run inline when enqueued (at commit), results stored in Redis: no worker process needed."""
     from config.celery import app
 
-    before = (app.conf.task_always_eager, app.conf.task_store_eager_result)
-    app.conf.task_always_eager = True
-    app.conf.task_store_eager_result = True
+    # The settings are set under the names config/settings.py gives them (CELERY_ namespace): with a
+    # namespace, Celery 5.6 reads those first, and an assignment to app.conf.task_always_eager is not seen.
+    keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_TASK_STORE_EAGER_RESULT")
+    before = {key: app.conf.get(key) for key in keys}
+    app.conf.update(dict.fromkeys(keys, True))
+    assert app.conf.task_always_eager and app.conf.task_store_eager_result
     yield
-    app.conf.task_always_eager, app.conf.task_store_eager_result = before
+    app.conf.update(before)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_the_catalog_shows_only_the_profiles_tools_and_another_tool_is_refused_a
     ok = client.post(
         "/api/tools/query_hris/invoke", {"connector_id": hr.id, "resource": "employees", "limit": 2}, format="json"
     )
-    assert ok.status_code == 200 and ok.json()["ok"] is True
+    assert ok.status_code == 200 and ok.json()["ok"] is True, ok.content
 
     before = len(hr_sandbox.company.employees)
     # The grant is read/write, but the tool is not in the profile: refused, whatever the grant says.
