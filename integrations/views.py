@@ -201,7 +201,8 @@ def integration_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def integration_detail(request: HttpRequest, integration_id: str) -> HttpResponse:
     integration = get_object_or_404(_visible(request), pk=integration_id)
-    events = IntegrationEvent.objects.filter(integration_ref=integration.id)[:RECENT_EVENTS]
+    # By the row, not the id: an integration re-created with a deleted one's id starts with its own history.
+    events = IntegrationEvent.objects.filter(integration=integration)[:RECENT_EVENTS]
     return render(
         request,
         "integrations/detail.html",

@@ -199,6 +199,20 @@ def test_delete_asks_first_then_deletes_and_keeps_history(users: SimpleNamespace
     assert IntegrationEvent.objects.filter(integration_ref="hr_main", message="deleted").exists()
 
 
+def test_an_integration_recreated_with_a_deleted_ones_id_starts_with_its_own_history(users: SimpleNamespace) -> None:
+    old = make_bamboohr(users.owner, name="Old HR")
+    services.record_event(old, "config_change", actor="olga", message="old one renamed its department field")
+    client = client_as(users.owner)
+    assert client.post("/integrations/hr_main/delete").status_code == 302
+
+    make_bamboohr(users.owner, name="New HR")
+    page = client.get("/integrations/hr_main").content.decode()
+    assert "New HR" in page
+    assert "old one renamed its department field" not in page and ">deleted<" not in page
+    # The old one's history is still kept (the admin's event list finds it by id).
+    assert IntegrationEvent.objects.filter(integration_ref="hr_main", integration=None).count() >= 2
+
+
 def test_only_owner_or_staff_may_delete(users: SimpleNamespace) -> None:
     integration = make_bamboohr(users.owner)
     group = users.other.groups.create(name="hr-team")
