@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 def _open_error(key: str, wait: float, *, probing: bool = False) -> ConnectorError:
     why = "another caller is probing it" if probing else "too many consecutive failures"
     return ConnectorError(
-        f"circuit open for {key} ({why}); calls fail fast for {wait:.1f} s more",
+        # Never "0.0 s more" in the last milliseconds: the message says at least the 1 s a header would.
+        f"circuit open for {key} ({why}); calls fail fast for {max(wait, 1.0):.1f} s more",
         category=Category.UNAVAILABLE,
         permanent=False,
         retry_after=round(max(wait, 0.001), 3),

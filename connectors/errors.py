@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -31,6 +32,12 @@ PERMANENT_CATEGORIES = frozenset(
         Category.INVALID,
     }
 )
+
+
+def wait_seconds(seconds: float) -> int:
+    """A wait as a caller is told it (a Retry-After header, a message): whole seconds, rounded up, at
+    least 1. A refusal in the last milliseconds of a cool-down never says "retry after 0 s"."""
+    return max(1, math.ceil(seconds))
 
 
 class ConnectorError(Exception):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from connectors.errors import wait_seconds
 from integrations import connector_runtime
 from integrations.models import Integration, Status
 
@@ -56,6 +57,8 @@ def call_refusal(integration: Integration, *, circuit: bool = True) -> Refusal |
     wait = connector_runtime.circuit_wait(integration.id) if circuit else None
     if wait is not None:
         return Refusal(
-            "circuit_open", f"integration {name} is failing (circuit open); calls are refused for {wait:.0f} s", wait
+            "circuit_open",
+            f"integration {name} is failing (circuit open); calls are refused for {wait_seconds(wait)} s",
+            wait,
         )
     return None

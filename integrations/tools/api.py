@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import APITokenAuthentication
 from accounts.throttle import FailureThrottledAuthentication
+from connectors.errors import wait_seconds
 from integrations.tools import catalog, conf
 from integrations.tools.invocation import Principal, invoke
 from integrations.tools.models import AgentToken, ToolCall, Via
@@ -133,8 +134,8 @@ def envelope_response(envelope: dict[str, Any]) -> Response:
     error = envelope.get("error") or {}
     status = 200 if envelope.get("ok") else _CLIENT_ERROR_STATUS.get(error.get("category") or "", 200)
     response = Response(envelope, status=status)
-    if error.get("retry_after"):
-        response["Retry-After"] = str(max(1, round(float(error["retry_after"]))))
+    if error.get("retry_after") is not None:  # every refusal with a wait says it in the header, at least 1 s
+        response["Retry-After"] = str(wait_seconds(float(error["retry_after"])))
     return response
 
 

@@ -6,9 +6,16 @@ an agent reads the same words whatever failed, the tool's checks or the outside 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from connectors.errors import PERMANENT_CATEGORIES, Category, ConnectorError
+
+
+def _tenths_up(seconds: float) -> float:
+    """A wait in the envelope: rounded up to a tenth (a caller that waits it is never early) and at least
+    1 s, like the Retry-After header: 0.04 s left of a cool-down is never sent as 0.0."""
+    return max(1.0, math.ceil(round(seconds * 10, 6)) / 10)
 
 
 class ToolError(Exception):
@@ -31,7 +38,7 @@ class ToolError(Exception):
         return {
             "category": self.category.value,
             "message": self.message,
-            "retry_after": None if self.retry_after is None else round(float(self.retry_after), 1),
+            "retry_after": None if self.retry_after is None else _tenths_up(float(self.retry_after)),
             "permanent": self.permanent,
         }
 

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from connectors.errors import PERMANENT_CATEGORIES, Category, ConnectorError
+from connectors.errors import PERMANENT_CATEGORIES, Category, ConnectorError, wait_seconds
 from integrations.tools import conf
 from integrations.tools.errors import ToolError
 from integrations.tools.models import IntentState, WriteIntent
@@ -159,7 +159,7 @@ def _perform(intent: WriteIntent, perform: Callable[[dict[str, Any]], dict[str, 
         raise ToolError(
             category,
             f"{exc.message} — the write may or may not have happened; retry with the same idempotency_key "
-            f"after {grace:g} s (the retry checks first)",
+            f"after {wait_seconds(grace)} s (the retry checks first)",
             retry_after=grace,
         ) from None
     _finish(intent, IntentState.SUCCEEDED, result)

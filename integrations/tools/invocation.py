@@ -22,7 +22,7 @@ from typing import Any
 from django.utils import timezone
 
 from connectors import registry
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, wait_seconds
 from integrations import services
 from integrations.agents import quotas
 from integrations.agents.access import AgentAccess
@@ -132,7 +132,7 @@ class Principal:
             return
         message = (
             f"quota_exceeded: profile {access.profile_name!r} has used its {refusal.quota.replace('_', ' ')} "
-            f"({refusal.limit}); retry after {refusal.retry_after:g} s"
+            f"({refusal.limit}); retry after {wait_seconds(refusal.retry_after)} s"
         )
         if quotas.note_once(access.quota_key, refusal.quota):  # one event per window, not per refused call
             record_event(
