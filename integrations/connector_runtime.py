@@ -15,8 +15,9 @@ import redis
 from django.conf import settings
 
 from connectors.base import BaseConfig
+from connectors.errors import Category, ConnectorError
 from connectors.retry import RetryPolicy
-from connectors.runtime import Runtime, TokenProvider
+from connectors.runtime import RateLimiter, Runtime, TokenProvider
 from connectors.shared import circuit_for, forget
 from connectors.shared import make_runtime as connectors_runtime
 from connectors.shared import metrics_snapshot as connectors_snapshot
@@ -42,7 +43,15 @@ def make_runtime(integration_id: str, typed_config: BaseConfig, token_provider: 
         circuit_cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS),
     )
     runtime.metrics = HistogramSink(runtime.metrics)
+    if runtime.limiter is not None:
+        runtime.limiter = CountingLimiter(runtime.limiter)
     return runtime
+
+
+# Fields of the histogram hash that count rate limiting (Prometheus: hub_integration_rate_limit_*).
+RATE_LIMIT_ACQUIRES = "rl_acquires"
+RATE_LIMIT_REFUSED_HUB = "rl_refused_hub"
+RATE_LIMIT_REFUSED_PROVIDER = "rl_refused_provider"
 
 
 class HistogramSink:
@@ -61,12 +70,39 @@ class HistogramSink:
             self.inner.record(key, ok=ok, latency_ms=latency_ms, error=error)
         bucket = next((str(b) for b in LATENCY_BUCKETS_MS if latency_ms <= b), "inf")
         _histograms.add(key, bucket, latency_ms)
+        if not ok and error is not None and error.startswith(f"{Category.RATE_LIMITED.value}:"):
+            _histograms.count(key, RATE_LIMIT_REFUSED_PROVIDER)  # the provider said 429
 
     def mark_connected(self, key: str) -> None:
         if self.inner is not None:
             self.inner.mark_connected(key)
 
     def __getattr__(self, name: str) -> Any:  # snapshot(), flush(), reset() of the connectors' sink
+        return getattr(self.inner, name)
+
+
+class CountingLimiter:
+    """Counts every token asked for and every refusal of the shared bucket, for the saturation alert.
+
+    Counting rides on the histograms' pending counts: no Redis round trip on the call path.
+    """
+
+    def __init__(self, inner: RateLimiter) -> None:
+        self.inner = inner
+
+    def acquire(self, key: str) -> None:
+        _histograms.count(key, RATE_LIMIT_ACQUIRES)
+        try:
+            self.inner.acquire(key)
+        except ConnectorError as exc:
+            if exc.category == Category.RATE_LIMITED:
+                _histograms.count(key, RATE_LIMIT_REFUSED_HUB)
+            raise
+
+    def pause(self, key: str, seconds: float) -> None:
+        self.inner.pause(key, seconds)
+
+    def __getattr__(self, name: str) -> Any:  # reset() and the like of the connectors' limiter
         return getattr(self.inner, name)
 
 
@@ -88,9 +124,18 @@ class _PendingHistograms:
             counts = self.pending.setdefault(key, {})
             counts[bucket] = counts.get(bucket, 0) + 1
             counts["sum_ms"] = counts.get("sum_ms", 0.0) + latency_ms
-            if self.flusher is None or not self.flusher.is_alive():
-                self.flusher = threading.Thread(target=self._loop, name="hub-histogram-flush", daemon=True)
-                self.flusher.start()
+            self._start_flusher()
+
+    def count(self, key: str, field: str) -> None:
+        with self.lock:
+            counts = self.pending.setdefault(key, {})
+            counts[field] = counts.get(field, 0) + 1
+            self._start_flusher()
+
+    def _start_flusher(self) -> None:  # under self.lock
+        if self.flusher is None or not self.flusher.is_alive():
+            self.flusher = threading.Thread(target=self._loop, name="hub-histogram-flush", daemon=True)
+            self.flusher.start()
 
     def _loop(self) -> None:
         while True:

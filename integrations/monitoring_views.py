@@ -7,22 +7,58 @@ worker did: nothing that matters lives in one process's memory.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 import redis
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from kombu.exceptions import OperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from integrations.connector_runtime import LATENCY_BUCKETS_MS, latency_histograms, metrics_snapshot
+from integrations.connector_runtime import (
+    LATENCY_BUCKETS_MS,
+    RATE_LIMIT_ACQUIRES,
+    RATE_LIMIT_REFUSED_HUB,
+    RATE_LIMIT_REFUSED_PROVIDER,
+    latency_histograms,
+    metrics_snapshot,
+)
 from integrations.liveness import alive
 from integrations.models import Integration, Status
 from integrations.redis_clients import redis_client
 
+log = logging.getLogger(__name__)
+
 _HEALTH_VALUE = {"connected": 1.0, "degraded": 0.5}
+
+
+def queue_lengths() -> dict[str, int]:
+    """Messages waiting in each of the workers' queues, asked of the broker (Redis or RabbitMQ alike).
+
+    A queue the broker does not know yet (Redis drops an empty list) is empty. An unreachable broker
+    gives no figure at all (the gauge goes missing; the alert rules say what that means).
+    """
+    names = {current_app.conf.task_default_queue}
+    names.update(queue.name for queue in current_app.conf.task_queues or ())
+    lengths: dict[str, int] = {}
+    with current_app.connection_for_read() as conn:
+        try:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            for name in sorted(names):
+                try:
+                    lengths[name] = int(conn.default_channel.queue_declare(queue=name, passive=True).message_count)
+                except conn.channel_errors:
+                    lengths[name] = 0
+                    conn.close()  # AMQP closes the channel after a passive declare of a missing queue
+        except (OperationalError, *conn.connection_errors) as exc:
+            log.warning("queue lengths not read: broker unreachable (%s)", type(exc).__name__)
+            return {}
+    return lengths
 
 
 class HubCollector:
@@ -47,6 +83,16 @@ class HubCollector:
             "1 for the integration's current status.",
             labels=["integration", "kind", "status"],
         )
+        rate_limit_acquires = CounterMetricFamily(
+            "hub_integration_rate_limit_acquires",
+            "Tokens asked of the integration's shared rate-limit bucket (all processes).",
+            labels=["integration", "kind"],
+        )
+        rate_limit_refusals = CounterMetricFamily(
+            "hub_integration_rate_limit_refusals",
+            "Calls refused for rate limiting: by the hub's own bucket (source=hub) or the provider's 429.",
+            labels=["integration", "kind", "source"],
+        )
         rows = list(Integration.objects.values_list("id", "kind", "status"))
         histograms = latency_histograms([integration_id for integration_id, _kind, _status in rows])
         for (integration_id, kind, current), counts in zip(rows, histograms, strict=True):
@@ -61,12 +107,24 @@ class HubCollector:
             cumulative += int(counts.get("inf", 0))
             buckets.append(("+Inf", cumulative))
             latency.add_metric([integration_id, kind], buckets, float(counts.get("sum_ms", 0)) / 1000)
+            rate_limit_acquires.add_metric([integration_id, kind], float(counts.get(RATE_LIMIT_ACQUIRES, 0)))
+            rate_limit_refusals.add_metric([integration_id, kind, "hub"], float(counts.get(RATE_LIMIT_REFUSED_HUB, 0)))
+            rate_limit_refusals.add_metric(
+                [integration_id, kind, "provider"], float(counts.get(RATE_LIMIT_REFUSED_PROVIDER, 0))
+            )
             health.add_metric([integration_id, kind], _HEALTH_VALUE.get(current, 0.0))
             for value in Status.values:
                 status.add_metric([integration_id, kind, value], 1.0 if value == current else 0.0)
         workers = GaugeMetricFamily("hub_workers_alive", "Celery worker processes with a fresh heartbeat.")
         workers.add_metric([], float(alive("worker")))
-        return [requests, latency, health, status, workers]
+        beat = GaugeMetricFamily("hub_beat_alive", "Celery beat processes with a fresh heartbeat.")
+        beat.add_metric([], float(alive("beat")))
+        queued = GaugeMetricFamily(
+            "hub_queue_messages", "Tasks waiting in the broker for a worker, per queue.", labels=["queue"]
+        )
+        for queue, length in queue_lengths().items():
+            queued.add_metric([queue], float(length))
+        return [requests, latency, health, status, rate_limit_acquires, rate_limit_refusals, workers, beat, queued]
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:
