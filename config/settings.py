@@ -265,6 +265,8 @@ TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum
 # After a write timed out or lost its connection, a retry waits this long before looking the record up.
 TOOLS_INFLIGHT_GRACE_SECONDS = env_int("TOOLS_INFLIGHT_GRACE_SECONDS", 15, minimum=0)
 TOOLS_AUDIT_RETENTION_DAYS = env_int("TOOLS_AUDIT_RETENTION_DAYS", 90, minimum=1)
+# A record scope's employee ids are kept this long for time-off listings (writes always check live).
+AGENT_SCOPE_CACHE_SECONDS = env_int("AGENT_SCOPE_CACHE_SECONDS", 60, minimum=0)
 # Circuit breaker per integration (shared by every worker through Redis).
 CIRCUIT_FAILURE_THRESHOLD = env_int("CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1)
 CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from integrations import services
-from integrations.tools import conf
+from integrations.tools import conf, scope_cache
 from integrations.tools.context import ToolContext, jsonable
 from integrations.tools.errors import ToolError
 from integrations.tools.hris_policy import HrisPolicy, rules_of
@@ -160,6 +160,7 @@ def _employee_create(
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
         new_id = services.run_operation(connector_id, "create_employee", data)
+        scope_cache.forget(connector_id)
         return {"entity_type": "employee", "id": str(new_id), "record": None, "replayed": False, "recovered": False}
 
     def reconcile(context: dict[str, Any]) -> dict[str, Any] | None:
@@ -277,6 +278,7 @@ def update_hris_record(
 
     def perform(_context: dict[str, Any]) -> dict[str, Any]:
         services.run_operation(connector_id, "update_employee", entity_id, data)
+        scope_cache.forget(connector_id)
         return {
             "entity_type": "employee",
             "id": str(entity_id),

@@ -37,6 +37,7 @@ from connectors.http.bamboohr_shapes import to_employee
 from integrations import services
 from integrations.agents.access import HrisRules
 from integrations.redis_clients import redis_client
+from integrations.tools import scope_cache
 from integrations.tools.context import ToolContext, jsonable
 from integrations.tools.errors import ToolError
 
@@ -124,6 +125,7 @@ class HrisPolicy:
         self._pseudonyms: Pseudonymizer | None = None
         self._redactor: Redactor | None = None
         self.integration_id = ctx.integration.id
+        self.version = f"{ctx.integration.created_at.timestamp()}:{ctx.integration.config_version}"
 
     # --- pseudonyms and redaction ------------------------------------------------------------
     @property
@@ -195,11 +197,17 @@ class HrisPolicy:
         return self._outgoing({**jsonable(unified), "raw": jsonable(raw)}), answer.withheld
 
     def in_scope_ids(self) -> set[str] | None:
+        """The ids inside the record scope (None: no scope), for listings only: kept for a short
+        while (``scope_cache``); writes check their target live."""
         scope = self.rules.scope
         if scope is None or scope.unrestricted:
             return None
-        answer = self.policed.list_employees(fields=["id"], unified=True)
-        return {str(r["id"]) for r in answer.data}
+
+        def live() -> set[str]:
+            answer = self.policed.list_employees(fields=["id"], unified=True)
+            return {str(r["id"]) for r in answer.data}
+
+        return scope_cache.in_scope_ids(self.integration_id, scope_cache.scope_name(scope, self.version), live)
 
     def time_off(self, filters: dict[str, Any], cap: int) -> tuple[list[dict[str, Any]], list[str], int]:
         """Requests inside the scope, the first ``cap + 1`` of them shaped and redacted (the caller
