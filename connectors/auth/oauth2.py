@@ -48,7 +48,8 @@ _STATUS_ERRORS += (httpx.HTTPStatusError,)
 
 log = logging.getLogger(__name__)
 
-TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "token_type", "scope")
+# expires_in is kept as the token's lifetime: the refresh margin is at most half of it.
+TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "expires_in", "token_type", "scope")
 # OAuth error codes from a token endpoint that a retry cannot fix (RFC 6749 §5.2): the grant or the
 # client registration must change, so the integration needs a person to reconnect it.
 _REFUSALS = {"invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
@@ -65,7 +66,8 @@ class OAuth2Config(BaseModel):
     token_url: str = Field(min_length=1, description="Token endpoint.")
     scopes: list[str] = Field(default_factory=list)
     grant_type: Literal["authorization_code", "client_credentials"] = "authorization_code"
-    # Refresh this many seconds before expiry (BambooHR's SDK uses 5 minutes).
+    # Refresh this many seconds before expiry (BambooHR's SDK uses 5 minutes), but never more than half
+    # of the token's lifetime: a 5-second token would otherwise be refreshed on every call.
     refresh_margin_seconds: int = Field(300, ge=0)
     # How the client authenticates at the token endpoint: HTTP Basic (RFC 6749's default) or form
     # fields (what BambooHR's SDK sends).
@@ -158,9 +160,24 @@ def normalize_token(raw: Mapping[str, Any], *, previous_refresh_token: str | Non
     token = {name: raw.get(name) for name in TOKEN_FIELDS}
     token["refresh_token"] = token["refresh_token"] or previous_refresh_token
     token["token_type"] = token["token_type"] or "Bearer"
-    if token["expires_at"] is None and raw.get("expires_in"):
-        token["expires_at"] = int(time.time()) + int(raw["expires_in"])
+    if raw.get("expires_in"):
+        lifetime = token["expires_in"] = int(raw["expires_in"])
+        if token["expires_at"] is None:
+            token["expires_at"] = int(time.time()) + lifetime
     return token
+
+
+def refresh_margin(config: OAuth2Config, token: Mapping[str, Any] | None) -> float:
+    """Seconds before expiry at which a token is renewed: the configured margin, at most half its lifetime.
+
+    Half leaves every token in use for as long as it is fresh, whatever its lifetime, and renewed
+    once per lifetime across every worker (the refresh happens under the store's lock).
+    """
+    margin = float(config.refresh_margin_seconds)
+    lifetime = (token or {}).get("expires_in")
+    if lifetime:
+        margin = min(margin, float(lifetime) / 2)
+    return margin
 
 
 def _token_call(
@@ -327,7 +344,7 @@ class OAuth2TokenProvider:
         if not token or not token.get("access_token") or token["access_token"] == self._rejected:
             return False
         expires_at = token.get("expires_at")
-        return expires_at is None or float(expires_at) - self.config.refresh_margin_seconds > self.clock()
+        return expires_at is None or float(expires_at) - refresh_margin(self.config, token) > self.clock()
 
     def get_token(self) -> str:
         cached = self._cached

@@ -86,10 +86,11 @@ class AuthServer:
         response.raise_for_status()
 
 
-@pytest.fixture(scope="session")
-def authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    db = tmp_path_factory.mktemp("authserver") / "provider.sqlite3"
+def _serve(directory: Path, token_seconds: int | None = None) -> Iterator[AuthServer]:
+    db = directory / "provider.sqlite3"
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    if token_seconds is not None:
+        env["AUTHSERVER_TOKEN_SECONDS"] = str(token_seconds)
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.integrations.oauth.authserver.serve", str(db)],
         cwd=ROOT,
@@ -111,6 +112,21 @@ def authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]
             process.wait()
 
 
+@pytest.fixture(scope="session")
+def authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    yield from _serve(tmp_path_factory.mktemp("authserver"))
+
+
+STRICT_TOKEN_SECONDS = 5
+
+
+@pytest.fixture(scope="session")
+def strict_authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    """The same provider configured the strict way: 5-second access tokens, single-use rotating
+    refresh tokens (reuse refused and the family revoked, no grace period)."""
+    yield from _serve(tmp_path_factory.mktemp("strict_authserver"), STRICT_TOKEN_SECONDS)
+
+
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     result: list[str] = []
     reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
@@ -124,8 +140,9 @@ def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_counters(request: pytest.FixtureRequest) -> None:
-    if "authserver" in request.fixturenames:
-        request.getfixturevalue("authserver").reset_stats()
+    for name in ("authserver", "strict_authserver"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset_stats()
 
 
 class _Form(HTMLParser):
@@ -183,6 +200,14 @@ class ProviderBrowser:
 @pytest.fixture
 def provider_browser(authserver: AuthServer) -> Iterator[ProviderBrowser]:
     browser = ProviderBrowser(authserver)
+    browser.login()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def strict_browser(strict_authserver: AuthServer) -> Iterator[ProviderBrowser]:
+    browser = ProviderBrowser(strict_authserver)
     browser.login()
     yield browser
     browser.close()
@@ -255,8 +280,7 @@ def hub_client(client: Any, hub_user: Any) -> Any:
     return client
 
 
-@pytest.fixture
-def make_integration(authserver: AuthServer, hub_user: Any) -> Any:
+def _integration_factory(server: AuthServer, hub_user: Any) -> Any:
     from integrations.models import Integration
 
     def make(
@@ -268,10 +292,10 @@ def make_integration(authserver: AuthServer, hub_user: Any) -> Any:
         **config_overrides: Any,
     ) -> Integration:
         if grant == "client_credentials":
-            oauth2 = authserver.cc_config(**config_overrides).model_dump()
+            oauth2 = server.cc_config(**config_overrides).model_dump()
             credentials: dict[str, Any] = {"client_secret": clients.CC_CLIENT_SECRET}
         else:
-            oauth2 = authserver.code_config(**config_overrides).model_dump()
+            oauth2 = server.code_config(**config_overrides).model_dump()
             credentials = {"client_secret": clients.CODE_CLIENT_SECRET}
         if token:
             credentials["oauth_token"] = token
@@ -286,3 +310,13 @@ def make_integration(authserver: AuthServer, hub_user: Any) -> Any:
         )
 
     return make
+
+
+@pytest.fixture
+def make_integration(authserver: AuthServer, hub_user: Any) -> Any:
+    return _integration_factory(authserver, hub_user)
+
+
+@pytest.fixture
+def make_strict_integration(strict_authserver: AuthServer, hub_user: Any) -> Any:
+    return _integration_factory(strict_authserver, hub_user)
