@@ -104,6 +104,16 @@ def push(event: str, integration: Integration | str, *, batch: EventBatch | None
         batch.payloads.append(payload)
 
 
+# What a status change says in the event log: into a working state "ok", into a failing one "failed", and
+# neither for a person's disconnect or a connect under way (those are not failures).
+_OUTCOME: dict[str, bool] = {
+    Status.CONNECTED: True,
+    Status.DEGRADED: False,
+    Status.ERROR: False,
+    Status.RECONNECT_REQUIRED: False,
+}
+
+
 def set_status(
     integration: Integration,
     status: str,
@@ -126,13 +136,14 @@ def set_status(
         setattr(integration, name, value)
     if previous == status:
         return
+    ok = _OUTCOME.get(status)
     record_event(
         integration,
         EventType.STATUS_CHANGE,
-        ok=status == Status.CONNECTED,
+        ok=ok,
         actor=actor,
         message=message or f"{previous} → {status}",
         detail={"from": previous, "to": status},
         batch=batch,
     )
-    push("status_change", integration, status=status, ok=status == Status.CONNECTED, message=message, batch=batch)
+    push("status_change", integration, status=status, ok=ok, message=message, batch=batch)

@@ -213,6 +213,25 @@ def test_an_integration_recreated_with_a_deleted_ones_id_starts_with_its_own_his
     assert IntegrationEvent.objects.filter(integration_ref="hr_main", integration=None).count() >= 2
 
 
+def test_a_requested_connect_and_a_disconnect_are_not_failures_in_the_event_log(users: SimpleNamespace) -> None:
+    integration = make_bamboohr(users.owner)
+    services.set_status(integration, Status.CONNECTED, message="connected")
+    services.set_status(integration, Status.DISCONNECTED, message="disconnected", actor="olga")
+    services.set_status(integration, Status.CONNECTING, message="connect requested", actor="olga")
+    services.set_status(integration, Status.ERROR, message="network: connection refused")
+    outcomes = {e.message: e.ok for e in IntegrationEvent.objects.filter(integration=integration, type="status_change")}
+    assert outcomes == {
+        "connected": True,
+        "disconnected": None,
+        "connect requested": None,
+        "network: connection refused": False,
+    }
+    page = client_as(users.owner).get("/integrations/hr_main").content.decode()
+    rows = {m: r for r in re.findall(r"<tr>(.*?)</tr>", page, re.S) for m in outcomes if f"<td>{m}</td>" in r}
+    assert "tag-fail" not in rows["disconnected"] and "tag-fail" not in rows["connect requested"]
+    assert "tag-fail" in rows["network: connection refused"] and "tag-ok" in rows["connected"]
+
+
 def test_only_owner_or_staff_may_delete(users: SimpleNamespace) -> None:
     integration = make_bamboohr(users.owner)
     group = users.other.groups.create(name="hr-team")
