@@ -268,3 +268,21 @@ def test_list_queries_do_not_grow_with_the_rows(users: SimpleNamespace, django_a
         make_bamboohr(users.owner, id=f"hr_{number}", name=f"HR {number}")
     with django_assert_max_num_queries(6):
         assert client.get("/integrations").status_code == 200
+
+
+def test_the_admin_names_the_hubs_icon_and_links_back_to_the_dashboard(users: SimpleNamespace) -> None:
+    from django.contrib.staticfiles import finders
+
+    users.staff.is_superuser = True
+    users.staff.save()
+    client = client_as(users.staff)
+    for url in ("/admin/", "/admin/integrations/integration/add/", "/integrations"):
+        page = client.get(url).content.decode()
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+        assert icon and icon.group(1).endswith("favicon.svg"), url
+    admin_page = client.get("/admin/").content.decode()
+    assert '<a href="/integrations">Dashboard</a>' in admin_page and "View site" not in admin_page
+    # A browser's own request for /favicon.ico lands on the icon, which the static files hold.
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+    assert finders.find("favicon.svg")
