@@ -259,10 +259,10 @@ TOOLS_MAX_ROWS = env_int("TOOLS_MAX_ROWS", 1000, minimum=1)
 TOOLS_MAX_ITEMS = env_int("TOOLS_MAX_ITEMS", 1000, minimum=1)
 TOOLS_MAX_RESULT_BYTES = env_int("TOOLS_MAX_RESULT_BYTES", 2_000_000, minimum=10_000)
 TOOLS_TIMEOUT_SECONDS = env_int("TOOLS_TIMEOUT_SECONDS", 30, minimum=1)
-# A pending HRIS write belongs to its first attempt this long (> the hard time limit, + a margin).
+# Interrupted HRIS writes (README, Idempotency): the lease when nothing is known of the attempt, and
+# the grace a retry waits for a request a timed-out or killed attempt may have left in flight.
 TOOLS_WRITE_LEASE_SECONDS = env_int("TOOLS_WRITE_LEASE_SECONDS", TOOLS_TIMEOUT_SECONDS + 20, minimum=2)
 TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
-# After a write timed out or lost its connection, a retry waits this long before looking the record up.
 TOOLS_INFLIGHT_GRACE_SECONDS = env_int("TOOLS_INFLIGHT_GRACE_SECONDS", 15, minimum=0)
 TOOLS_AUDIT_RETENTION_DAYS = env_int("TOOLS_AUDIT_RETENTION_DAYS", 90, minimum=1)
 # A record scope's employee ids are kept this long for time-off listings (writes always check live).

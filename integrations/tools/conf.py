@@ -25,8 +25,9 @@ def timeout_seconds() -> float:
 
 
 def write_lease_seconds() -> float:
-    """How long a pending write intent belongs to the attempt that recorded it. Longer than the hard
-    time limit of the task, plus a margin for a request still in flight at the HR system."""
+    """How long a pending write intent belongs to the attempt that recorded it when nothing else is known
+    of that attempt (README, Idempotency): longer than the task's hard time limit, plus a margin for a
+    request still in flight at the HR system."""
     return float(settings.TOOLS_WRITE_LEASE_SECONDS)
 
 
@@ -35,8 +36,8 @@ def idempotency_ttl_seconds() -> float:
 
 
 def inflight_grace_seconds() -> float:
-    """After a write ended in a timeout or a lost connection, how long its request may still be
-    processed by the HR system: a retry waits this long before looking the record up."""
+    """After a write ended in a timeout or a lost connection, or its process stopped, how long its
+    request may still be processed by the HR system: a retry waits this long before looking the record up."""
     return float(settings.TOOLS_INFLIGHT_GRACE_SECONDS)
 
 

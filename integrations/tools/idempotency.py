@@ -15,21 +15,31 @@ A retry with the same key and arguments then gets:
   - failed → the write is tried again (the HR system said no, so nothing exists).
 The lease outlives the task's hard time limit (the worker process is killed by then) plus a margin
 for a request still in flight, so a retry never races a live first attempt.
+
+The lease is the fallback. While an attempt holds an intent, its process says so every second (a
+Redis key per intent, holding the attempt's number). A retry that finds the current attempt silent
+for ``HOLDER_STALE`` seconds knows its process is gone (SIGKILL, a lost machine) and waits only the
+in-flight grace (``TOOLS_INFLIGHT_GRACE_SECONDS``), counted from the last sign of life, not the
+whole lease. No key (Redis down or flushed, an attempt not yet started): the lease decides.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import redis
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from connectors.errors import PERMANENT_CATEGORIES, Category, ConnectorError, wait_seconds
+from integrations.redis_clients import redis_client
 from integrations.tools import conf
 from integrations.tools.errors import ToolError
 from integrations.tools.models import IntentState, WriteIntent
@@ -51,6 +61,62 @@ def fingerprint(tool: str, arguments: Mapping[str, Any]) -> str:
 def derived_key(actor: str, tool: str, arguments: Mapping[str, Any]) -> str:
     """For a create sent without a key: the same caller sending the same create is a retry."""
     return "auto-" + hashlib.sha256(canonical([actor, fingerprint(tool, arguments)]).encode()).hexdigest()[:48]
+
+
+# The holder's heartbeat: written every HOLDER_BEAT s; HOLDER_STALE s without one and the holder is gone.
+HOLDER_BEAT = 1.0
+HOLDER_STALE = 3.0
+
+
+def _holder_key(intent_pk: int) -> str:
+    return f"hub:write-holder:{intent_pk}"
+
+
+@contextlib.contextmanager
+def _holding(intent_pk: int, attempt: int) -> Iterator[None]:
+    """While the block runs, this process says every HOLDER_BEAT s that attempt ``attempt`` is alive."""
+    key = _holder_key(intent_pk)
+    lifetime_ms = int(conf.write_lease_seconds() * 1000)
+    stop = threading.Event()
+
+    def beat_once() -> None:
+        # The value carries the key's lifetime, so a reader counts the silence from the TTL left
+        # (Redis's clock), whatever lease its own settings say.
+        with contextlib.suppress(redis.RedisError):
+            redis_client().set(key, f"{attempt}:{lifetime_ms}", px=lifetime_ms)
+
+    def beat() -> None:
+        while not stop.wait(HOLDER_BEAT):
+            beat_once()
+
+    beat_once()
+    thread = threading.Thread(target=beat, name=f"hub-write-holder-{intent_pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(HOLDER_BEAT * 2)
+        with contextlib.suppress(redis.RedisError):
+            redis_client().delete(key)  # ended: the state (or the grace lease) speaks for it now
+
+
+def holder_silence(intent: WriteIntent) -> float | None:
+    """Seconds since the attempt holding ``intent`` last said it was alive (HOLDER_STALE or more: its
+    process is gone). None: nothing known, the lease decides."""
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.get(_holder_key(intent.pk))
+        pipe.pttl(_holder_key(intent.pk))
+        value, left_ms = pipe.execute()
+    except redis.RedisError:
+        return None
+    if value is None or left_ms is None or int(left_ms) < 0:
+        return None
+    attempt, _, lifetime_ms = value.decode().partition(":")
+    if not attempt.isdigit() or int(attempt) != intent.attempts or not lifetime_ms.isdigit():
+        return None  # an earlier attempt's key: the current one has not beaten yet
+    return max(0.0, (int(lifetime_ms) - int(left_ms)) / 1000)
 
 
 def _lease() -> dt.datetime:
@@ -112,11 +178,25 @@ def run_write(
     now = timezone.now()
     if intent.state == IntentState.PENDING and intent.lease_until > now:
         wait = (intent.lease_until - now).total_seconds()
-        raise ToolError(
-            "conflict",
-            "an earlier call with this idempotency key is still running; retry with the same key",
-            retry_after=max(1.0, wait),
-        )
+        silent = holder_silence(intent)
+        if silent is not None:
+            # Were the holder to stop now, a retry could go after the staleness and the in-flight grace (a
+            # request it sent may still be processed by the HR system meanwhile), counted from its last beat.
+            wait = min(wait, max(HOLDER_STALE, conf.inflight_grace_seconds()) - silent)
+        if silent is not None and silent >= HOLDER_STALE:
+            if wait > 0:
+                raise ToolError(
+                    "conflict",
+                    f"the process running an earlier call with this idempotency key stopped {silent:.0f} s "
+                    f"ago; retry with the same key after {wait_seconds(wait)} s (the retry checks first)",
+                    retry_after=wait,
+                )
+        else:
+            raise ToolError(
+                "conflict",
+                "an earlier call with this idempotency key is still running; retry with the same key",
+                retry_after=max(1.0, wait),
+            )
     # Claim it: only one retry wins the conditional update; the others see a running lease.
     claimed = WriteIntent.objects.filter(pk=intent.pk, state=intent.state, lease_until=intent.lease_until).update(
         state=IntentState.PENDING,
@@ -128,6 +208,7 @@ def run_write(
         raise ToolError(
             "conflict", "another retry with this idempotency key is running; retry shortly", retry_after=1.0
         )
+    intent.attempts += 1  # this attempt's number, as the claim stored it
     if intent.state == IntentState.PENDING:
         # The earlier attempt may have written before it died: look before writing again.
         found = reconcile(dict(intent.context or {}))
@@ -144,7 +225,8 @@ def run_write(
 
 def _perform(intent: WriteIntent, perform: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     try:
-        result = perform(dict(intent.context or {}))
+        with _holding(intent.pk, intent.attempts):
+            result = perform(dict(intent.context or {}))
     except (ToolError, ConnectorError) as exc:
         category = exc.category
         if category in _NOT_WRITTEN:

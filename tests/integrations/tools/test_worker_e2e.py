@@ -3,6 +3,7 @@ the retry with the same idempotency key finds the employee and never creates a s
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import time
 
@@ -100,3 +101,68 @@ def test_worker_killed_after_the_write_leaves_one_employee(
     assert fresh_sandbox.requests == requests_before
     assert ToolCall.objects.filter(idempotency_key=key).count() == 4  # every attempt is in the trail
     assert ToolCall.objects.get(pk=retry["call_id"]).task_id  # the retry ran in the new worker
+
+
+GRACE = 4  # TOOLS_INFLIGHT_GRACE_SECONDS for this test: how long a dead attempt's request may still land
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_whose_worker_was_killed_is_retried_within_ten_seconds_and_runs_once(
+    fresh_sandbox, make_hr_integration, make_token, celery_worker_factory, settings
+):
+    """Issue 24: the retry does not wait out the lease (timeout + 20 s) once the hub knows the worker is
+    gone: its attempt stops saying it is alive, and after the in-flight grace the retry looks first."""
+    settings.TOOLS_TIMEOUT_SECONDS = TIMEOUT
+    settings.TOOLS_INFLIGHT_GRACE_SECONDS = GRACE
+    worker_env = {"TOOLS_TIMEOUT_SECONDS": str(TIMEOUT), "TOOLS_INFLIGHT_GRACE_SECONDS": str(GRACE)}
+    hr = make_hr_integration(fresh_sandbox)
+    token, _raw = make_token(hr, access="write", name="quick-retry-agent")
+    agent = Principal.for_token(token)
+    doomed = celery_worker_factory("doomed-quick", concurrency=1, **worker_env)
+
+    last_name = unique("Hopper")
+    arguments = {
+        "connector_id": hr.id,
+        "entity_type": "employee",
+        "idempotency_key": unique("quick-key"),
+        "data": {"firstName": "Grace", "lastName": last_name, "department": "Engineering"},
+    }
+
+    def created() -> list[int]:
+        return [eid for eid, rec in fresh_sandbox.company.employees.items() if rec.get("lastName") == last_name]
+
+    def creates() -> int:  # create requests the sandbox handled (counted as it writes, after the delay)
+        return int(fresh_sandbox.stats()["by_route"].get("create-employee", 0))
+
+    # Each answer takes 2 s: the worker's connect probe, then its POST /employees, in flight at the kill.
+    sent = fresh_sandbox.requests
+    fresh_sandbox.slow(2.0)
+    first = invoke("create_hris_record", arguments, agent, via="rest", wait=False)
+    assert first["status"] == "running"
+    wait_until(lambda: fresh_sandbox.requests > sent, 30, interval=0.02, what="the worker's connect probe")
+    time.sleep(0.7)  # the POST follows the probe at once: in flight now
+    assert creates() == 0 and created() == []
+    doomed.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: not doomed.alive(), 5, what="the worker to die")
+    fresh_sandbox.slow(0)
+    intent = WriteIntent.objects.get(key=arguments["idempotency_key"])
+    assert intent.state == IntentState.PENDING
+    assert intent.lease_until > timezone.now() + dt.timedelta(seconds=20)  # the lease alone would make it wait
+
+    # The agent retries as told (conflict, retry_after) until the write goes through.
+    answers = []
+    while time.monotonic() - killed < 15:
+        answer = invoke("create_hris_record", arguments, agent, via="rest", inline=True)
+        answers.append(answer)
+        if answer["ok"] or answer["error"]["category"] != "conflict":
+            break
+        assert 1 <= answer["error"]["retry_after"] <= GRACE + 1, answer
+        time.sleep(min(answer["error"]["retry_after"], 1.0))
+    done = time.monotonic() - killed
+    assert answers[-1]["ok"] is True, answers[-1]
+    assert done < 10, f"the retry went through {done:.1f} s after the kill"
+    assert answers[-1]["result"]["recovered"] is True  # it looked first and found the dead worker's employee
+    assert created() == [int(answers[-1]["result"]["id"])]  # one employee
+    assert creates() == 1  # and one create request: the retry did not send another
+    assert WriteIntent.objects.get(pk=intent.pk).state == IntentState.SUCCEEDED
