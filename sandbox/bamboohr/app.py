@@ -6,7 +6,8 @@ JSON only when asked for (XML otherwise), 201 + Location on create, 409 on a dup
 400 with BambooHR's error-message headers, 404 for unknown paths, ids and report formats.
 
 Each job has its module: ``employees``, ``time_off``, ``reports`` (and ``report_files``) answer the
-endpoints, ``fields`` checks and shows employee fields, ``wire`` reads requests and renders JSON or
+endpoints, ``webhooks`` manages webhooks and delivers signed events on employee changes (paused, loopback
+http and a shorter backoff through ``POST /__sandbox__/webhooks``), ``fields`` checks and shows employee fields, ``wire`` reads requests and renders JSON or
 XML, ``control`` holds the injected faults (a throttle: 429 + Retry-After, or 503 by a switch; the
 employee limit: add-employee's 429 "Limit Exceeded" without Retry-After) and the traffic counters.
 """
@@ -26,6 +27,7 @@ from sandbox.bamboohr.data import Company
 from sandbox.bamboohr.employees import EMPLOYEE_LIMIT_MESSAGE, Employees
 from sandbox.bamboohr.reports import Reports
 from sandbox.bamboohr.time_off import TimeOffDesk
+from sandbox.bamboohr.webhooks import WebhookDesk
 from sandbox.bamboohr.wire import API_PREFIX, Exchange, Fail, Request, Response, error_response, json_response
 
 __all__ = ["DEFAULT_ERROR_HEADERS", "BearerCheck", "Exchange", "Request", "Response", "SandboxApp"]
@@ -48,6 +50,8 @@ class SandboxApp:
         employee_limit: int | None = None,
         record: bool = False,
         key_employee_id: int = 1,
+        webhook_insecure_urls: bool = False,
+        webhook_backoff_scale: float = 1.0,
     ) -> None:
         self.company = company
         self.api_key = api_key
@@ -56,7 +60,16 @@ class SandboxApp:
         self.faults = FaultInjector(error_headers)
         self.traffic = Traffic(record=record)
         lock = threading.RLock()  # the company's data, shared by every endpoint
-        employees = Employees(company, lock, key_employee_id=key_employee_id, employee_limit=employee_limit)
+        self.webhooks = WebhookDesk(
+            company, lock, insecure_urls=webhook_insecure_urls, backoff_scale=webhook_backoff_scale
+        )
+        employees = Employees(
+            company,
+            lock,
+            key_employee_id=key_employee_id,
+            employee_limit=employee_limit,
+            on_change=self.webhooks.employee_changed,
+        )
         time_off = TimeOffDesk(
             company, lock, key_employee_id=key_employee_id, numbers_as_strings=time_off_numbers_as_strings
         )
@@ -86,6 +99,14 @@ class SandboxApp:
             ("GET", re.compile(r"^meta/lists$"), reports.meta_lists, "list-list-fields"),
             ("GET", re.compile(r"^reports/(?P<rid>[^/]+)$"), reports.company_report, "get-company-report"),
             ("POST", re.compile(r"^reports/custom$"), reports.custom_report, "request-custom-report"),
+            ("GET", re.compile(r"^webhooks$"), self.webhooks.list_webhooks, "list-webhooks"),
+            ("POST", re.compile(r"^webhooks$"), self.webhooks.create_webhook, "create-webhook"),
+            ("GET", re.compile(r"^webhooks/monitor_fields$"), self.webhooks.monitor_fields, "list-monitor-fields"),
+            ("GET", re.compile(r"^webhooks/post-fields$"), self.webhooks.post_fields, "get-post-fields"),
+            ("GET", re.compile(r"^webhooks/(?P<wid>\d+)$"), self.webhooks.get_webhook, "get-webhook"),
+            ("PUT", re.compile(r"^webhooks/(?P<wid>\d+)$"), self.webhooks.update_webhook, "update-webhook"),
+            ("DELETE", re.compile(r"^webhooks/(?P<wid>\d+)$"), self.webhooks.delete_webhook, "delete-webhook"),
+            ("GET", re.compile(r"^webhooks/(?P<wid>\d+)/log$"), self.webhooks.webhook_log, "list-webhook-logs"),
         ]
 
     # --- entry point -------------------------------------------------------------------------
@@ -160,6 +181,14 @@ class SandboxApp:
             if route == "/__sandbox__/requests" and request.method == "GET":
                 # What each API request asked for (method, path, query, body), oldest first.
                 return json_response([entry.as_dict() for entry in self.traffic.logged()])
+            if route == "/__sandbox__/webhooks" and request.method in ("GET", "POST"):
+                # Deliveries paused (lost on the way), loopback http allowed, backoff scaled: for tests.
+                if request.method == "POST":
+                    body = json.loads(request.body or b"{}")
+                    if not isinstance(body, dict):
+                        raise ValueError("body must be a JSON object")
+                    self.webhooks.configure(**body)
+                return json_response(self.webhooks.settings())
             if route == "/__sandbox__/stats" and request.method == "DELETE":
                 self.traffic.reset()
                 return json_response(self.traffic.stats())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,12 @@ class Employees:
     lock: threading.RLock
     key_employee_id: int = 1
     employee_limit: int | None = None
+    # Told after each change (created/updated, id, the aliases whose value changed): the webhooks.
+    on_change: Callable[[str, int, list[str]], None] | None = None
+
+    def _changed(self, action: str, eid: int, aliases: list[str]) -> None:
+        if self.on_change is not None:
+            self.on_change(action, eid, aliases)
 
     def get_employee(self, request: Request, eid: str) -> Response:
         employee_id = self.key_employee_id if int(eid) == 0 else int(eid)
@@ -127,15 +134,20 @@ class Employees:
             self.company.employees[eid] = record
             data.refresh_derived(self.company, eid)
             self.company.changes[eid] = ("Inserted", _now())
+        self._changed("created", eid, sorted(k for k, v in values.items() if v not in (None, "")))
         return Response(201, [("Location", location(request, f"employees/{eid}"))])
 
     def update_employee(self, request: Request, eid: str) -> Response:
         body = read_body(request, _xml_fields)
         with self.lock:
             record = find_employee(self.company, int(eid))
+            before = dict(record)
             record.update(check_values(self.company, body, exclude=int(eid)))
             data.refresh_derived(self.company, int(eid))
+            changed = sorted(k for k, v in record.items() if before.get(k) != v)
             self.company.changes[int(eid)] = ("Updated", _now())
+        if changed:
+            self._changed("updated", int(eid), changed)
         return Response(200)
 
     def changed(self, request: Request) -> Response:

@@ -89,6 +89,8 @@ class BambooHRSandbox:
         error_headers: tuple[str, ...] = DEFAULT_ERROR_HEADERS,
         time_off_numbers_as_strings: bool = False,
         employee_limit: int | None = None,
+        webhook_insecure_urls: bool = False,
+        webhook_backoff_scale: float = 1.0,
     ) -> None:
         if employees < 0:
             raise ValueError("employees must not be negative")
@@ -106,6 +108,8 @@ class BambooHRSandbox:
             time_off_numbers_as_strings=time_off_numbers_as_strings,
             employee_limit=employee_limit,
             record=record,
+            webhook_insecure_urls=webhook_insecure_urls,
+            webhook_backoff_scale=webhook_backoff_scale,
         )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -135,6 +139,7 @@ class BambooHRSandbox:
             server.server_close()
 
     def stop(self) -> None:
+        self.app.webhooks.stop()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
