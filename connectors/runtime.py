@@ -42,15 +42,19 @@ class MetricsSink(Protocol):
 
 
 class TokenProvider(Protocol):
-    """Gives a bearer token (OAuth2). ``invalidate`` is called once after a 401."""
+    """Gives a bearer token (OAuth2). ``invalidate`` is called after a 401: once for the token used,
+    and once more if the fresh token it was replaced with is refused as well."""
 
     def get_token(self) -> str: ...
 
     def invalidate(self, token: str) -> None: ...
 
 
-# Failures that say nothing about the remote system's health do not trip the circuit.
+# Failures that say nothing about the remote system's health do not trip the circuit. A refused
+# credential (AUTH) is not transient either: it waits for a person, and an open circuit would hide
+# "reconnect the integration" behind "calls fail fast" and keep failing after the reconnect.
 _NOT_CIRCUIT_FAILURES = {
+    Category.AUTH,
     Category.INVALID,
     Category.NOT_FOUND,
     Category.CONFLICT,

@@ -15,6 +15,7 @@ import redis
 from django.conf import settings
 
 from connectors.base import BaseConfig
+from connectors.circuit import RedisCircuitBreaker
 from connectors.errors import Category, ConnectorError
 from connectors.retry import RetryPolicy
 from connectors.runtime import RateLimiter, Runtime, TokenProvider
@@ -191,6 +192,22 @@ def circuit_wait(integration_id: str) -> float | None:
         return breaker.retry_after(integration_id)
     except (redis.RedisError, ValueError):  # Redis down: the worker's own circuit check decides
         return None
+
+
+def reset_circuit(integration_id: str) -> None:
+    """Close the integration's circuit now (a person fixed what failed, e.g. re-authorized it)."""
+    breaker = circuit_for(
+        settings.REDIS_URL,
+        threshold=settings.CIRCUIT_FAILURE_THRESHOLD,
+        cooldown=float(settings.CIRCUIT_COOLDOWN_SECONDS),
+    )
+    try:
+        if isinstance(breaker, RedisCircuitBreaker):
+            breaker.reset(integration_id)
+        else:
+            breaker.record_success(integration_id)  # the in-memory breaker forgets the key on success
+    except redis.RedisError:
+        log.warning("circuit of %s not reset: Redis unreachable", integration_id)
 
 
 def metrics_snapshot(integration_id: str) -> dict[str, Any]:

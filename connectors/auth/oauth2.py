@@ -3,22 +3,19 @@
 The non-secret settings live in an integration's config under ``oauth2``; the client secret lives in
 credentials under ``client_secret`` and the token set (access, refresh, expiry) under ``oauth_token``.
 
-What this module adds to Authlib's httpx client is what breaks real deployments when left out:
-the refresh of one integration's token happens once across every process (a lock from the
-``TokenStore``, the token re-read inside it, the rotated refresh token saved with the new access
-token), and a refused refresh puts the integration in a cool-down instead of a retry storm.
+This module holds the settings and the grants, one Authlib call each; the token provider that
+connectors use (refresh once across processes, refusals that wait for a person) is
+``connectors.auth.token_provider``.
 Token values never enter a log line, an error message or an event.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
@@ -53,8 +50,6 @@ TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "expires_in", "to
 # OAuth error codes from a token endpoint that a retry cannot fix (RFC 6749 §5.2): the grant or the
 # client registration must change, so the integration needs a person to reconnect it.
 _REFUSALS = {"invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope"}
-DEFAULT_COOLDOWN_SECONDS = 300.0  # after a refusal: no request to the provider before this
-TRANSIENT_COOLDOWN_SECONDS = 15.0  # after a network or 5xx failure
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
@@ -276,213 +271,3 @@ def refresh_token(
         policy=policy,
     )
     return normalize_token(raw, previous_refresh_token=refresh)
-
-
-# ---------------------------------------------------------------------------------------------
-# The token provider connectors use.
-
-
-class TokenStore(Protocol):
-    """Where one integration's token set lives, shared by every process (the hub: its database)."""
-
-    def load(self) -> dict[str, Any] | None:
-        """The current token dict (fields of TOKEN_FIELDS plus the provider's cool-down marks), fresh."""
-
-    def save(self, token: dict[str, Any]) -> None:
-        """Replace the whole token dict at once: access and rotated refresh token together."""
-
-    def lock(self) -> AbstractContextManager[None]:
-        """Exclusive across processes for this integration, bounded in time; raise ConnectorError if not had."""
-
-
-@dataclass(frozen=True)
-class TokenEvent:
-    """What happened at the token endpoint; never holds a token."""
-
-    grant: str  # "refresh_token" | "client_credentials"
-    ok: bool
-    latency_ms: float
-    message: str
-    error: str | None = None  # the OAuth error code, or the error category
-    reconnect_required: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-class OAuth2TokenProvider:
-    """``connectors.runtime.TokenProvider`` over a ``TokenStore``: refresh once, before expiry or after a 401."""
-
-    def __init__(
-        self,
-        config: OAuth2Config,
-        client_secret: str | None,
-        store: TokenStore,
-        *,
-        on_event: Callable[[TokenEvent], None] | None = None,
-        cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
-        transient_cooldown_seconds: float = TRANSIENT_COOLDOWN_SECONDS,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        clock: Callable[[], float] = time.time,
-        policy: TargetPolicy | None = None,
-    ) -> None:
-        self.config = config
-        self._client_secret = client_secret
-        self.store = store
-        self.on_event = on_event
-        self.cooldown_seconds = cooldown_seconds
-        self.transient_cooldown_seconds = transient_cooldown_seconds
-        self.timeout = timeout
-        self.clock = clock
-        self.policy = policy
-        self._cached: dict[str, Any] | None = None
-        self._rejected: str | None = None  # the access token a 401 was answered for
-        self._thread_lock = threading.Lock()
-
-    def __repr__(self) -> str:  # never shows tokens or the secret
-        return f"<OAuth2TokenProvider client_id={self.config.client_id!r} grant={self.config.grant_type}>"
-
-    def _usable(self, token: Mapping[str, Any] | None) -> bool:
-        if not token or not token.get("access_token") or token["access_token"] == self._rejected:
-            return False
-        expires_at = token.get("expires_at")
-        return expires_at is None or float(expires_at) - refresh_margin(self.config, token) > self.clock()
-
-    def get_token(self) -> str:
-        cached = self._cached
-        if self._usable(cached):
-            return cached["access_token"]  # type: ignore[index]
-        # Threads of one process queue here, processes queue on the store's lock.
-        with self._thread_lock:
-            token = self.store.load()
-            if not self._usable(token):
-                self._raise_if_cooling_down(token)
-                outcome: _Outcome | None = None
-                with self.store.lock():
-                    token = self.store.load()  # another process may have refreshed while we waited
-                    if not self._usable(token):
-                        self._raise_if_cooling_down(token)
-                        outcome = self._obtain(token)
-                # Events are written after the lock is released: other processes wait for the token only.
-                if outcome is not None:
-                    if outcome.event is not None and self.on_event is not None:
-                        self.on_event(outcome.event)
-                    if outcome.error is not None:
-                        raise outcome.error
-                    token = outcome.token
-            self._cached = token
-            self._rejected = None
-            return token["access_token"]  # type: ignore[index]
-
-    def invalidate(self, token: str) -> None:
-        """The API answered 401 for ``token``: the next ``get_token`` gets a different one."""
-        self._rejected = token
-        if self._cached and self._cached.get("access_token") == token:
-            self._cached = None
-
-    def current(self) -> dict[str, Any] | None:
-        """The stored token dict, for status displays (callers must not show its values)."""
-        return self.store.load()
-
-    # Inside the store's lock from here on.
-
-    def _raise_if_cooling_down(self, token: Mapping[str, Any] | None) -> None:
-        until = float((token or {}).get("refresh_blocked_until") or 0)
-        remaining = until - self.clock()
-        if remaining > 0:
-            error = (token or {}).get("refresh_error") or "error"
-            refused = error in _REFUSALS or error == "no_refresh_token"
-            raise ConnectorError(
-                f"OAuth2 token refresh failed earlier ({error}); "
-                + ("reconnect the integration" if refused else f"next attempt in {remaining:.0f} s"),
-                category=Category.AUTH if refused else Category.UNAVAILABLE,
-                permanent=refused,
-                retry_after=remaining,
-            )
-
-    def _obtain(self, token: dict[str, Any] | None) -> _Outcome:
-        """Fetch a new token set and store it; on failure store a cool-down mark and return the error."""
-        if self.config.grant_type == "client_credentials":
-            grant = "client_credentials"
-        elif token and token.get("refresh_token"):
-            grant = "refresh_token"
-        elif not token or not token.get("access_token"):
-            return _Outcome(
-                error=ConnectorError(
-                    "not authorized yet: connect the integration through its OAuth2 authorization page",
-                    category=Category.AUTH,
-                )
-            )
-        else:
-            exc = ConnectorError(
-                "the access token expired and the provider issued no refresh token; reconnect the integration",
-                category=Category.AUTH,
-            )
-            return self._failed(token, "refresh_token", 0.0, exc, error="no_refresh_token")
-        started = time.perf_counter()
-        try:
-            if grant == "client_credentials":
-                new = fetch_client_credentials(
-                    self.config, self._client_secret, timeout=self.timeout, policy=self.policy
-                )
-            else:
-                new = refresh_token(
-                    self.config,
-                    self._client_secret,
-                    token["refresh_token"],  # type: ignore[index]
-                    timeout=self.timeout,
-                    policy=self.policy,
-                )
-        except ConnectorError as exc:
-            error = exc.error if isinstance(exc, OAuth2Error) else exc.category.value
-            return self._failed(token, grant, (time.perf_counter() - started) * 1000, exc, error=error)
-        latency_ms = (time.perf_counter() - started) * 1000
-        self.store.save(new)
-        previous_refresh = (token or {}).get("refresh_token")
-        rotated = grant == "refresh_token" and new.get("refresh_token") != previous_refresh
-        log.info("OAuth2 %s for client %s succeeded in %.0f ms", grant, self.config.client_id, latency_ms)
-        return _Outcome(
-            token=new,
-            event=TokenEvent(
-                grant=grant,
-                ok=True,
-                latency_ms=latency_ms,
-                message="access token refreshed" if grant == "refresh_token" else "access token fetched",
-                detail={
-                    "grant": grant,
-                    "rotated": rotated,
-                    "expires_at": new.get("expires_at"),
-                    "scope": new.get("scope"),
-                },
-            ),
-        )
-
-    def _failed(
-        self, token: dict[str, Any] | None, grant: str, latency_ms: float, exc: ConnectorError, *, error: str
-    ) -> _Outcome:
-        """Mark the stored token so that no process asks the provider again before the cool-down ends."""
-        refused = exc.permanent
-        marked = dict(token or {})
-        marked["refresh_blocked_until"] = self.clock() + (
-            self.cooldown_seconds if refused else self.transient_cooldown_seconds
-        )
-        marked["refresh_error"] = error
-        self.store.save(marked)
-        log.warning("OAuth2 %s for client %s failed: %s", grant, self.config.client_id, exc.message)
-        return _Outcome(
-            error=exc,
-            event=TokenEvent(
-                grant=grant,
-                ok=False,
-                latency_ms=latency_ms,
-                message=exc.message,
-                error=error,
-                reconnect_required=refused,
-                detail={"grant": grant, "error": error},
-            ),
-        )
-
-
-@dataclass
-class _Outcome:
-    token: dict[str, Any] | None = None
-    event: TokenEvent | None = None
-    error: ConnectorError | None = None

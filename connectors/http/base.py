@@ -212,8 +212,11 @@ class HttpConnector(Connector[ConfigT]):
                 # The token may have been revoked or rotated elsewhere: one fresh token, one more try.
                 response.close()
                 self.runtime.token_provider.invalidate(token)
-                self._bearer(request_headers)
+                fresh = self._bearer(request_headers)
                 response = self._send(client, operation, method, path, params, body, request_headers, safe)
+                if response.status_code == 401:
+                    # A fresh token refused too: the authorization itself is gone, which the provider records.
+                    self.runtime.token_provider.invalidate(fresh)
             if response.status_code in accepted:
                 return response
             error = self._error(operation, response)

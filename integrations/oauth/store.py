@@ -49,7 +49,7 @@ def _lock_backend() -> str:
 
 
 class DjangoTokenStore:
-    """``connectors.auth.oauth2.TokenStore`` over the integration row (encrypted credentials)."""
+    """``connectors.auth.token_provider.TokenStore`` over the integration row (encrypted credentials)."""
 
     def __init__(self, integration_id: str) -> None:
         self.integration_id = integration_id

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -27,8 +26,9 @@ from connectors.auth.oauth2 import OAuth2Config, OAuth2Error, authorization_requ
 from connectors.errors import ConfigError, ConnectorError
 from integrations import services
 from integrations.api.permissions import can_manage
-from integrations.models import AuthType, EventType, Integration, Status
-from integrations.oauth.store import DjangoTokenStore, oauth2_config_for
+from integrations.models import AuthType, Integration
+from integrations.oauth.store import oauth2_config_for
+from integrations.services.tokens import store_authorization
 from integrations.target_policy import target_policy
 
 log = logging.getLogger(__name__)
@@ -325,23 +325,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             request, "exchange_failed", "The code exchange failed", f"{exc.message}. Nothing was stored.", integration
         )
 
-    actor = request.user.get_username()
-    with transaction.atomic():
-        DjangoTokenStore(integration.pk).save(token)
-        services.record_event(
-            integration,
-            EventType.CONNECT,
-            ok=True,
-            actor=actor,
-            message="authorized through OAuth2",
-            detail={
-                "grant": "authorization_code",
-                "scope": token.get("scope"),
-                "refresh_token": bool(token.get("refresh_token")),
-                "expires_at": token.get("expires_at"),
-            },
-        )
-        services.set_status(integration, Status.CONNECTED, message="authorized through OAuth2", actor=actor)
+    store_authorization(integration, token, actor=request.user.get_username())
     # Workers built a connector around the old state; they rebuild it with the new token provider.
     services.close_connector(integration.pk)
     return _result(

@@ -7,13 +7,15 @@ lives, which lock makes a refresh happen once) is ``integrations.oauth.store``, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
-from connectors.auth.oauth2 import OAuth2TokenProvider, TokenEvent
+from connectors.auth.token_provider import CREDENTIALS_INVALID, RECONNECT_REQUIRED, OAuth2TokenProvider, TokenEvent
 from connectors.runtime import TokenProvider
+from integrations import connector_runtime
 from integrations.models import AuthType, EventType, Integration, Status
 from integrations.oauth.store import DjangoTokenStore, oauth2_config_for
 from integrations.services.events import record_event, set_status
@@ -21,7 +23,9 @@ from integrations.target_policy import target_policy
 
 
 def record_token_event(integration_id: str, event: TokenEvent) -> None:
-    """Token endpoint outcome → an event (no token values), and reconnect_required on a refusal."""
+    """Token endpoint outcome → an event (no token values); after a refusal, the status a person acts on:
+    reconnect_required (authorize again), or error when the client credentials are refused (which a new
+    authorization cannot fix)."""
     integration = Integration.objects.filter(pk=integration_id).first()
     if integration is None:
         return
@@ -35,12 +39,17 @@ def record_token_event(integration_id: str, event: TokenEvent) -> None:
             message=event.message,
             detail=event.detail,
         )
-        if event.reconnect_required:
+        if event.state == RECONNECT_REQUIRED:
             set_status(integration, Status.RECONNECT_REQUIRED, message=event.message, actor="oauth2")
+        elif event.state == CREDENTIALS_INVALID:
+            set_status(integration, Status.ERROR, message=event.message, actor="oauth2")
 
 
-def token_provider_for(integration: Integration) -> OAuth2TokenProvider:
-    """The ``TokenProvider`` a connector's runtime gets for an integration whose auth_type is oauth2."""
+def token_provider_for(integration: Integration, *, clock: Callable[[], float] = time.time) -> OAuth2TokenProvider:
+    """The ``TokenProvider`` a connector's runtime gets for an integration whose auth_type is oauth2.
+
+    ``clock`` (seconds since the epoch) is what expiry and cool-downs are measured against.
+    """
     config = oauth2_config_for(integration)
     store = DjangoTokenStore(integration.pk)
     client_secret = (integration.credentials or {}).get("client_secret")
@@ -50,7 +59,7 @@ def token_provider_for(integration: Integration) -> OAuth2TokenProvider:
         client_secret if isinstance(client_secret, str) else None,
         store,
         on_event=lambda event: record_token_event(integration_id, event),
-        cooldown_seconds=getattr(settings, "OAUTH2_REFRESH_COOLDOWN_SECONDS", 300.0),
+        clock=clock,
         policy=target_policy(),
     )
 
@@ -65,3 +74,26 @@ def forget_token(integration: Integration, *, actor: str = "") -> None:
     """Drop the stored token set (the client secret stays); the next use needs a new authorization."""
     DjangoTokenStore(integration.pk).save(None)
     record_event(integration, EventType.TOKEN_REFRESH, ok=None, actor=actor, message="OAuth2 token removed")
+
+
+def store_authorization(integration: Integration, token: dict[str, Any], *, actor: str) -> None:
+    """A new authorization (the code flow's callback): the token set replaces the old one with its
+    refusal marks, the integration is connected, and its circuit is closed at once, so the first call
+    after re-authorizing goes through. The caller then closes the live connectors (``close_connector``)."""
+    with transaction.atomic():
+        DjangoTokenStore(integration.pk).save(token)
+        record_event(
+            integration,
+            EventType.CONNECT,
+            ok=True,
+            actor=actor,
+            message="authorized through OAuth2",
+            detail={
+                "grant": "authorization_code",
+                "scope": token.get("scope"),
+                "refresh_token": bool(token.get("refresh_token")),
+                "expires_at": token.get("expires_at"),
+            },
+        )
+        set_status(integration, Status.CONNECTED, message="authorized through OAuth2", actor=actor)
+    connector_runtime.reset_circuit(integration.pk)

@@ -76,6 +76,10 @@ class AuthServer:
         answer = httpx.post(f"{self.url}/test/expire", data={"token": access_token}, timeout=10)
         assert answer.json() == {"expired": 1}
 
+    def refuse_api(self, on: bool = True) -> None:
+        """From now on (until ``refuse_api(False)``) the provider's API answers 401 even to fresh tokens."""
+        httpx.post(f"{self.url}/test/refuse", data={"on": "1" if on else "0"}, timeout=10).raise_for_status()
+
     def revoke(
         self, token: str, client_id: str = clients.CODE_CLIENT_ID, client_secret: str = clients.CODE_CLIENT_SECRET
     ) -> None:

@@ -12,14 +12,13 @@ from authlib.integrations.httpx_client import OAuth2Client
 
 from connectors.auth.oauth2 import (
     OAuth2Error,
-    OAuth2TokenProvider,
-    TokenEvent,
     authorization_request,
     exchange_code,
     fetch_client_credentials,
     refresh_token,
 )
 from connectors.auth.presets import preset_config
+from connectors.auth.token_provider import OAuth2TokenProvider, TokenEvent
 from connectors.errors import ConnectorError
 from tests.connectors.policies import LOOPBACK
 from tests.integrations.oauth.authserver import clients
@@ -196,18 +195,21 @@ def test_invalid_grant_cools_down_instead_of_retrying(
     authserver.revoke(token["refresh_token"])
     store = MemoryStore(token | {"expires_at": int(time.time()) - 10})
     events: list[TokenEvent] = []
+    now = [time.time()]
     provider = OAuth2TokenProvider(
-        authserver.code_config(), SECRET, store, on_event=events.append, cooldown_seconds=300, policy=LOOPBACK
+        authserver.code_config(), SECRET, store, on_event=events.append, clock=lambda: now[0], policy=LOOPBACK
     )
     with pytest.raises(ConnectorError) as first:
         provider.get_token()
     assert first.value.category == "auth" and first.value.permanent
     assert [(e.ok, e.error, e.reconnect_required) for e in events] == [(False, "invalid_grant", True)]
-    for _ in range(5):  # callers keep asking: nobody goes to the provider during the cool-down
+    for _ in range(5):  # callers keep asking, for an hour: nobody goes to the provider until a reconnect
+        now[0] += 720
         with pytest.raises(ConnectorError, match="reconnect") as again:
             provider.get_token()
-        assert again.value.retry_after and 290 < again.value.retry_after <= 300
+        assert again.value.retry_after is None  # waiting does not help: no promise of a later attempt
     assert authserver.stats().get("refresh_token") == 1 and len(events) == 1
+    assert "refresh_token" not in store.token  # the refused refresh token is never sent again
     assert token["refresh_token"] not in str(store.token.get("refresh_error"))
 
 

@@ -13,11 +13,13 @@ from oauthlib.oauth2 import Server
 
 from tests.integrations.oauth.authserver.counting import stats_view
 
+_refusing = {"all": False}
+
 
 def me(request: HttpRequest) -> HttpResponse:
     """A protected API resource: 200 with a valid bearer token, 401 otherwise (like a provider's API)."""
     valid, oauthlib_request = OAuthLibCore(Server(OAuth2Validator())).verify_request(request, scopes=[])
-    if not valid:
+    if not valid or _refusing["all"]:
         return HttpResponse(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     token = oauthlib_request.access_token
     return JsonResponse(
@@ -38,10 +40,19 @@ def expire(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"expired": updated})
 
 
+@csrf_exempt
+def refuse(request: HttpRequest) -> HttpResponse:
+    """Test control: the API answers 401 to every token, fresh ones too (the app's API access was
+    withdrawn while its tokens are still issued), until called with on=0."""
+    _refusing["all"] = request.POST.get("on", "1") == "1"
+    return JsonResponse(_refusing)
+
+
 urlpatterns = [
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("api/me", me),
     path("test/stats", csrf_exempt(stats_view)),
     path("test/expire", expire),
+    path("test/refuse", refuse),
 ]
