@@ -120,6 +120,8 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+    # The hub's own database or Redis down: 503 with Retry-After and a category, never a 500 page.
+    "integrations.hub_outage.HubOutageMiddleware",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -215,6 +217,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
+    "EXCEPTION_HANDLER": "integrations.hub_outage.exception_handler",  # database or Redis down: 503 envelope
     # DRF's parsers, with JSON nested too deep for Python refused as a 400 instead of a 500.
     "DEFAULT_PARSER_CLASSES": [
         "integrations.api.parsers.JSONParser",
@@ -274,6 +277,8 @@ CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)
 CONNECTOR_MAX_RETRIES = env_int("CONNECTOR_MAX_RETRIES", 3, minimum=0)
 CONNECTOR_RETRY_BACKOFF_MS = env_int("CONNECTOR_RETRY_BACKOFF_MS", 1000, minimum=0)
 # Where a connector may point (README, "Security"). Link-local and cloud metadata addresses are always
+# Where a process journals the audit rows of calls made while the database is down (replayed when it is back).
+TOOLS_OUTBOX_DIR = env_str("TOOLS_OUTBOX_DIR", str(DATA_DIR / "outbox"))
 # refused; loopback only when allowed (by default with DEBUG); the lists take CIDR networks or host:port.
 HUB_ALLOW_LOOPBACK_TARGETS = env_bool("HUB_ALLOW_LOOPBACK_TARGETS", DEBUG)
 HUB_ALLOWED_TARGETS = env_targets("HUB_ALLOWED_TARGETS")

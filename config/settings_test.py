@@ -26,3 +26,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     if not _test_name.startswith("/"):
         _test_name = str(DATA_DIR / f"{_test_name}.sqlite3")  # noqa: F405
 DATABASES["default"]["TEST"] = {"NAME": _test_name or "test_hub"}  # noqa: F405
+
+# Each test run journals tool calls made while its database is down in a folder of its own.
+TOOLS_OUTBOX_DIR = os.environ.get("TOOLS_OUTBOX_DIR") or str(
+    DATA_DIR / f"outbox-{Path(str(DATABASES['default']['TEST']['NAME'])).name}"  # noqa: F405
+)

@@ -15,8 +15,10 @@ status says who should act: 200 the call ran or the outside system is unavailabl
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.db import DatabaseError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -30,9 +32,10 @@ from rest_framework.views import APIView
 from accounts.authentication import APITokenAuthentication
 from accounts.throttle import FailureThrottledAuthentication
 from connectors.errors import wait_seconds
+from integrations import hub_outage
 from integrations.tools import catalog, conf
-from integrations.tools.invocation import Principal, invoke
-from integrations.tools.models import AgentToken, ToolCall, Via
+from integrations.tools.invocation import Principal, call_fields, hub_unavailable, invoke, journal_unrecorded
+from integrations.tools.models import TOKEN_PREFIX, AgentToken, ToolCall, Via, hash_token
 
 # Caller mistakes get a 4xx; everything else (ran, failed outside, unavailable) is a 200 envelope.
 _CLIENT_ERROR_STATUS = {
@@ -161,6 +164,27 @@ class ToolInvokeView(APIView):
     authentication_classes = AUTHENTICATION
     permission_classes = [ToolsPermission]
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.started = time.monotonic()
+        super().initial(request, *args, **kwargs)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if not isinstance(exc, DatabaseError):
+            return super().handle_exception(exc)
+        # The database went before the call was recorded (e.g. while its token was looked up): the
+        # answer says so, and the call's row waits in the outbox, its token kept as a hash.
+        envelope = hub_unavailable(exc).envelope()
+        fields = call_fields("token:unverified", str(self.kwargs.get("name", "")), _arguments(self.request), Via.REST)
+        parts = self.request.META.get("HTTP_AUTHORIZATION", "").split()
+        if len(parts) == 2 and parts[0].lower() == "bearer" and parts[1].startswith(TOKEN_PREFIX):
+            fields["token_hash"] = hash_token(parts[1])
+        elif len(parts) == 2:
+            fields["actor"] = f"{parts[0].lower()}:unverified"
+        journal_unrecorded(fields, envelope, getattr(self, "started", time.monotonic()))
+        answer = hub_outage.response(exc)
+        answer.data["call_id"] = None  # the envelope's shape: no record yet (it waits in the outbox)
+        return answer
+
     @extend_schema(
         summary="Invoke a tool",
         request=OpenApiTypes.OBJECT,
@@ -206,6 +230,13 @@ class ToolInvokeView(APIView):
             arguments.setdefault("idempotency_key", key)
         envelope = invoke(name, arguments, principal(request), via=Via.REST, wait=wait, timeout=timeout)
         return envelope_response(envelope)
+
+
+def _arguments(request: Request) -> Any:
+    try:
+        return request.data
+    except Exception:  # an unparsable body: the call is kept without its arguments
+        return {}
 
 
 def _calls_for(request: Request) -> Any:

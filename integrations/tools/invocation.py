@@ -11,6 +11,7 @@ Every call answers with the envelope ``{"ok": true, "result": ...}`` or ``{"ok":
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -19,18 +20,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from connectors import registry
 from connectors.errors import ConnectorError, wait_seconds
-from integrations import services
+from integrations import hub_outage, services
 from integrations.agents import quotas
 from integrations.agents.access import AgentAccess
 from integrations.agents.services import access_for_token
 from integrations.models import Integration
 from integrations.services.events import record_event
 from integrations.task_base import hub_task
-from integrations.tools import catalog, conf, sql_guard
+from integrations.tools import catalog, conf, outbox, sql_guard
 from integrations.tools.context import ToolContext
 from integrations.tools.errors import ToolError
 from integrations.tools.models import AgentToken, Outcome, ToolCall, Via
@@ -203,17 +206,29 @@ def _complete(call_id: int | None, envelope: dict[str, Any], started: float | No
     envelope["call_id"] = call_id
     if call_id is None:
         return envelope
-    call = ToolCall.objects.filter(pk=call_id).only("created_at").first()
-    if call is None:
-        return envelope
     now = timezone.now()
+    if started is not None:
+        duration = round((time.monotonic() - started) * 1000, 2)
+    else:
+        call = ToolCall.objects.filter(pk=call_id).only("created_at").first()
+        if call is None:
+            return envelope
+        duration = round((now - call.created_at).total_seconds() * 1000, 2)
+    changes = _ending(envelope, now, duration)
+    try:
+        ToolCall.objects.filter(pk=call_id).update(**changes)
+    except DatabaseError:  # the database went away during the call: the ending waits in the outbox
+        outbox.complete(call_id, changes)
+    return envelope
+
+
+def _ending(envelope: Mapping[str, Any], now: Any, duration_ms: float) -> dict[str, Any]:
+    """The columns that say how a call ended (never its result, only its size)."""
     result = envelope.get("result") if envelope.get("ok") else None
     error = envelope.get("error") or {}
     changes: dict[str, Any] = {
         "finished_at": now,
-        "duration_ms": round((time.monotonic() - started) * 1000, 2)
-        if started is not None
-        else round((now - call.created_at).total_seconds() * 1000, 2),
+        "duration_ms": duration_ms,
         "outcome": _outcome(envelope),
         "error_category": str(error.get("category") or ""),
         "error_message": str(error.get("message") or "")[:2000],
@@ -223,24 +238,52 @@ def _complete(call_id: int | None, envelope: dict[str, Any], started: float | No
         count = result.get("row_count", result.get("count"))
         changes["row_count"] = count if isinstance(count, int) else None
         changes["truncated"] = bool(result.get("truncated"))
-    ToolCall.objects.filter(pk=call_id).update(**changes)
-    return envelope
+    return changes
 
 
-def _record(principal: Principal, name: str, arguments: Any, via: str) -> ToolCall:
+def call_fields(actor: str, name: str, arguments: Any, via: str) -> dict[str, Any]:
+    """A ToolCall row's columns about the call itself (arguments masked)."""
     args = arguments if isinstance(arguments, Mapping) else {"(arguments)": str(arguments)[:200]}
     integration_ref = args.get("connector_id") if isinstance(args.get("connector_id"), str) else ""
     key = args.get("idempotency_key")
+    return {
+        "via": via,
+        "actor": actor[:150],
+        "tool": str(name)[:64],
+        "integration_ref": (integration_ref or "")[:63],
+        "arguments": mask(dict(args)),
+        "idempotency_key": str(key)[:200] if isinstance(key, str) else "",
+    }
+
+
+def _record(principal: Principal, name: str, arguments: Any, via: str) -> ToolCall:
     return ToolCall.objects.create(
-        via=via,
         token=principal.token,
         user=principal.user if getattr(principal.user, "pk", None) else None,
-        actor=principal.actor[:150],
-        tool=str(name)[:64],
-        integration_ref=(integration_ref or "")[:63],
-        arguments=mask(dict(args)),
-        idempotency_key=str(key)[:200] if isinstance(key, str) else "",
+        **call_fields(principal.actor, name, arguments, via),
     )
+
+
+def hub_unavailable(exc: BaseException) -> ToolError:
+    """The answer when the hub's own database or Redis fails under a call: a category, never a 500."""
+    what = hub_outage.what_failed(exc)
+    log.warning("tool call refused: the hub's %s is unreachable (%s)", what, type(exc).__name__)
+    if isinstance(exc, DatabaseError):
+        close_old_connections()  # outside a request (MCP, a worker) nothing else drops a dead connection
+    return ToolError(
+        "unavailable",
+        f"the hub's {what} is unreachable; the call did not run to its end (its audit record is kept); "
+        f"retry after {wait_seconds(hub_outage.RETRY_AFTER)} s",
+        retry_after=hub_outage.RETRY_AFTER,
+    )
+
+
+def journal_unrecorded(fields: dict[str, Any], envelope: Mapping[str, Any], started: float) -> None:
+    """A call that never got its row (the database was down): the whole row goes to the outbox."""
+    now = timezone.now()
+    duration = round((time.monotonic() - started) * 1000, 2)
+    created = now - dt.timedelta(milliseconds=duration)
+    outbox.record(fields | {"created_at": created.isoformat()} | _ending(envelope, now.isoformat(), duration))
 
 
 def invoke(
@@ -260,7 +303,38 @@ def invoke(
     ``wait`` the envelope is ``{"ok": null, "status": "running", "call_id"}``; poll the call.
     """
     started = time.monotonic()
-    call = _record(principal, name, arguments, via)
+    try:
+        call = _record(principal, name, arguments, via)
+    except DatabaseError as exc:
+        envelope = hub_unavailable(exc).envelope()
+        fields = call_fields(principal.actor, name, arguments, via)
+        fields["token_id"] = principal.token.pk if principal.token is not None else None
+        fields["user_id"] = getattr(principal.user, "pk", None)
+        journal_unrecorded(fields, envelope, started)
+        return envelope
+    try:
+        outbox.replay_soon()  # the database answers again: calls it missed get their rows
+    except Exception:  # never the call's problem; the journal stays for the next try
+        log.exception("tool call outbox not replayed")
+    try:
+        return _invoke_recorded(
+            call, name, arguments, principal, wait=wait, timeout=timeout, inline=inline, started=started
+        )
+    except (DatabaseError, RedisError) as exc:
+        return _complete(call.pk, hub_unavailable(exc).envelope(), started)
+
+
+def _invoke_recorded(
+    call: ToolCall,
+    name: str,
+    arguments: Any,
+    principal: Principal,
+    *,
+    wait: bool,
+    timeout: float | None,
+    inline: bool,
+    started: float,
+) -> dict[str, Any]:
     try:
         tool = catalog.get(name)
         if tool is None:
@@ -321,6 +395,14 @@ def invoke(
 
 def execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write: bool) -> dict[str, Any]:
     """Run the implementation (in a worker, or inline) and complete the call's record."""
+    started = time.monotonic()
+    try:
+        return _execute(call_id, name, arguments, may_write)
+    except (DatabaseError, RedisError) as exc:  # the hub's own stores, not the integration's
+        return _complete(call_id, hub_unavailable(exc).envelope(), started)
+
+
+def _execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write: bool) -> dict[str, Any]:
     tool = catalog.get(name)
     call = ToolCall.objects.filter(pk=call_id).select_related("token__profile").first() if call_id is not None else None
     actor = call.actor if call is not None else "python"
