@@ -6,6 +6,7 @@ Tests override a handful of lines in ``config/settings_test.py``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import warnings
@@ -33,6 +34,13 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# The hub's address as browsers reach it (scheme and host, no path). The OAuth2 redirect URI is built
+# from it, never from a request's Host header; unset (outside DEBUG), the authorization flow refuses to start.
+HUB_PUBLIC_URL = env_str("HUB_PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}" if DEBUG else "").rstrip("/")
+if HUB_PUBLIC_URL and not re.fullmatch(r"https?://[^/?#@\s]+", HUB_PUBLIC_URL):
+    raise ImproperlyConfigured(
+        f"HUB_PUBLIC_URL must be scheme and host only, e.g. https://hub.example.com: {HUB_PUBLIC_URL!r}"
+    )
 
 
 def _check_credentials_key(key: str, source: str) -> str:
@@ -99,6 +107,7 @@ INSTALLED_APPS = [
     "integrations",
     "integrations.tools",  # the agent tools (label "tools"): tokens, the audit trail of calls, write intents
     "integrations.agents",  # agent profiles (label "agents"): tools, grants, data rules, quotas per token
+    "integrations.sync",  # the HR data mirror (label "sync"): verified webhooks, reconciliation, full sync
 ]
 
 MIDDLEWARE = [
@@ -111,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a locked-out login into the lockout page (last, as axes asks)
+    # The hub's own database or Redis down: 503 with Retry-After and a category, never a 500 page.
+    "integrations.hub_outage.HubOutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -120,8 +131,6 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-    # The hub's own database or Redis down: 503 with Retry-After and a category, never a 500 page.
-    "integrations.hub_outage.HubOutageMiddleware",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -208,6 +217,7 @@ TOKEN_FAILURE_WINDOW_SECONDS = env_int("TOKEN_FAILURE_WINDOW_MINUTES", 15, minim
 
 # REST API (integrations/api/). Token first so that an anonymous request gets 401 + WWW-Authenticate.
 REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "integrations.hub_outage.exception_handler",  # database or Redis down: 503 envelope
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.APITokenAuthentication",  # knox, hashed; repeated failures get a 429
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF on writes
@@ -217,7 +227,6 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "EXCEPTION_HANDLER": "integrations.hub_outage.exception_handler",  # database or Redis down: 503 envelope
     # DRF's parsers, with JSON nested too deep for Python refused as a 400 instead of a 500.
     "DEFAULT_PARSER_CLASSES": [
         "integrations.api.parsers.JSONParser",
@@ -268,6 +277,8 @@ TOOLS_WRITE_LEASE_SECONDS = env_int("TOOLS_WRITE_LEASE_SECONDS", TOOLS_TIMEOUT_S
 TOOLS_IDEMPOTENCY_TTL_HOURS = env_int("TOOLS_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 TOOLS_INFLIGHT_GRACE_SECONDS = env_int("TOOLS_INFLIGHT_GRACE_SECONDS", 15, minimum=0)
 TOOLS_AUDIT_RETENTION_DAYS = env_int("TOOLS_AUDIT_RETENTION_DAYS", 90, minimum=1)
+# Where a process journals the audit rows of calls made while the database is down (replayed when it is back).
+TOOLS_OUTBOX_DIR = env_str("TOOLS_OUTBOX_DIR", str(DATA_DIR / "outbox"))
 # A record scope's employee ids are kept this long for time-off listings (writes always check live).
 AGENT_SCOPE_CACHE_SECONDS = env_int("AGENT_SCOPE_CACHE_SECONDS", 60, minimum=0)
 # Circuit breaker per integration (shared by every worker through Redis).
@@ -277,8 +288,6 @@ CIRCUIT_COOLDOWN_SECONDS = env_int("CIRCUIT_COOLDOWN_SECONDS", 30, minimum=1)
 CONNECTOR_MAX_RETRIES = env_int("CONNECTOR_MAX_RETRIES", 3, minimum=0)
 CONNECTOR_RETRY_BACKOFF_MS = env_int("CONNECTOR_RETRY_BACKOFF_MS", 1000, minimum=0)
 # Where a connector may point (README, "Security"). Link-local and cloud metadata addresses are always
-# Where a process journals the audit rows of calls made while the database is down (replayed when it is back).
-TOOLS_OUTBOX_DIR = env_str("TOOLS_OUTBOX_DIR", str(DATA_DIR / "outbox"))
 # refused; loopback only when allowed (by default with DEBUG); the lists take CIDR networks or host:port.
 HUB_ALLOW_LOOPBACK_TARGETS = env_bool("HUB_ALLOW_LOOPBACK_TARGETS", DEBUG)
 HUB_ALLOWED_TARGETS = env_targets("HUB_ALLOWED_TARGETS")

@@ -10,6 +10,8 @@ os.environ.setdefault("CREDENTIALS_KEY", "test-credentials-key-0123456789-abcdef
 # Many tests present a wrong token on purpose, all from 127.0.0.1, and the failure counter lives in Redis
 # for 15 minutes: tests/accounts/test_token_throttle.py lowers the limit where the throttle is the subject.
 os.environ.setdefault("TOKEN_FAILURE_LIMIT", "100000")
+# Django's test client is served as http://testserver: the OAuth2 redirect URI the test provider knows.
+os.environ.setdefault("HUB_PUBLIC_URL", "http://testserver")
 
 from config.settings import *  # noqa: E402,F403
 

@@ -140,4 +140,5 @@ def token_status(integration: Integration) -> dict[str, Any]:
         "scope": token.get("scope"),
         "refresh_error": token.get("refresh_error"),
         "refresh_blocked_until": token.get("refresh_blocked_until"),
+        "auth_state": token.get("auth_state"),  # reconnect_required / credentials_invalid after a refusal
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,8 +27,8 @@ from connectors.auth.oauth2 import OAuth2Config, OAuth2Error, authorization_requ
 from connectors.errors import ConfigError, ConnectorError
 from integrations import services
 from integrations.api.permissions import can_manage
-from integrations.models import AuthType, Integration
-from integrations.oauth.store import oauth2_config_for
+from integrations.models import AuthType, EventType, Integration, IntegrationEvent
+from integrations.oauth.store import oauth2_config_for, token_status
 from integrations.services.tokens import store_authorization
 from integrations.target_policy import target_policy
 
@@ -102,6 +103,44 @@ def _not_allowed(request: HttpRequest, integration: Integration) -> HttpResponse
     return response
 
 
+def public_callback_url() -> str | None:
+    """HUB_PUBLIC_URL + /oauth/callback/ (None when the setting is empty). Never built from a request:
+    its Host header is the client's to choose."""
+    base = getattr(settings, "HUB_PUBLIC_URL", "")
+    return f"{base}{reverse('oauth:callback')}" if base else None
+
+
+def redirect_uri_for(config: OAuth2Config) -> str | None:
+    """The callback URL to register with the provider: the integration's own setting, else the hub's."""
+    return config.redirect_uri or public_callback_url()
+
+
+def oauth_details(integration: Integration) -> dict[str, Any] | None:
+    """What the details page shows of an OAuth2 integration: the redirect URI to register, the token's
+    expiry and the last refresh (times and states, never token values)."""
+    if integration.auth_type != AuthType.OAUTH2:
+        return None
+    try:
+        config: OAuth2Config | None = oauth2_config_for(integration)
+    except ConfigError:
+        config = None
+    status = token_status(integration)
+    expires_at = status.get("expires_at")
+    last_refresh = (
+        IntegrationEvent.objects.filter(integration=integration, type=EventType.TOKEN_REFRESH, ok=True)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return {
+        "redirect_uri": redirect_uri_for(config) if config and config.grant_type == "authorization_code" else None,
+        "authorized": status["authorized"],
+        "expires_at": datetime.fromtimestamp(float(expires_at), tz=UTC) if expires_at else None,
+        "last_refresh": last_refresh,
+        "auth_state": status.get("auth_state"),
+    }
+
+
 def _startable(request: HttpRequest, integration_id: str) -> tuple[Integration, OAuth2Config] | HttpResponse:
     """The integration and its OAuth2 settings when an authorization may start; else the page saying why."""
     integration = _visible(request, integration_id)
@@ -160,10 +199,21 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
             {
                 "integration": integration,
                 "provider": urlsplit(config.authorize_url or "").hostname or "the provider",
+                "redirect_uri": redirect_uri_for(config),
                 "title": f"Connect {integration.name} with its provider",
             },
         )
-    redirect_uri = config.redirect_uri or request.build_absolute_uri(reverse("oauth:callback"))
+    redirect_uri = redirect_uri_for(config)
+    if redirect_uri is None:
+        return _refused(
+            request,
+            "no_public_url",
+            "The hub's public address is not set",
+            "Set HUB_PUBLIC_URL to the address browsers use to reach the hub (e.g. https://hub.example.com); "
+            "the redirect URI to register with the provider is that address followed by /oauth/callback/. "
+            "Nothing was started.",
+            integration,
+        )
     nonce = secrets.token_urlsafe(24)
     state = signing.dumps({"n": nonce, "u": request.user.pk}, salt=STATE_SALT, compress=True)
     try:

@@ -108,6 +108,7 @@
     if (credentials) credentials.hidden = !credentials.querySelector(".field:not([hidden])");
     const provider = usesProvider() && oauthTemplate;
     $("oauth-button").hidden = !provider;
+    $("oauth-redirect").hidden = !provider;
     $("save-button").hidden = Boolean(provider);
     $("test-button").hidden = Boolean(provider);
   }

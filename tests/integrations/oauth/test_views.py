@@ -244,3 +244,53 @@ def test_a_get_of_start_only_shows_where_it_would_go(hub_client: Client, make_in
 
     assert start(hub_client).startswith("http")  # the button's POST: off to the provider
     assert len(hub_client.session[SESSION_FLOWS]) == 1
+
+
+def test_a_forged_host_header_does_not_change_the_redirect_uri(
+    hub_client: Client, make_integration: Any, settings: Any
+) -> None:
+    make_integration()
+    # An allowed host that is not the hub's public address, and a forwarded host that Django ignores.
+    forged = hub_client.post(
+        reverse("oauth:start", args=["bamboo_oauth"]), HTTP_HOST="localhost:9999", HTTP_X_FORWARDED_HOST="evil.test"
+    )
+    assert forged.status_code == 302
+    assert query(forged["Location"])["redirect_uri"] == "http://testserver/oauth/callback/"
+
+    settings.HUB_PUBLIC_URL = "https://hub.example.com"
+    start_page = hub_client.get(reverse("oauth:start", args=["bamboo_oauth"]), HTTP_HOST="localhost:9999")
+    assert '<code data-role="redirect-uri">https://hub.example.com/oauth/callback/</code>' in start_page.content.decode()
+    answer = hub_client.post(reverse("oauth:start", args=["bamboo_oauth"]), HTTP_HOST="localhost:9999")
+    assert query(answer["Location"])["redirect_uri"] == "https://hub.example.com/oauth/callback/"
+    # The code exchange later sends the same URI, whatever host the callback arrives on.
+    assert {flow["redirect_uri"] for flow in hub_client.session[SESSION_FLOWS].values()} == {
+        "http://testserver/oauth/callback/",
+        "https://hub.example.com/oauth/callback/",
+    }
+
+
+def test_without_a_public_url_the_authorization_does_not_start(
+    hub_client: Client, make_integration: Any, settings: Any, authserver: AuthServer
+) -> None:
+    make_integration()
+    settings.HUB_PUBLIC_URL = ""
+    response = hub_client.post(reverse("oauth:start", args=["bamboo_oauth"]))
+    html = response.content.decode()
+    assert response.status_code == 400 and 'data-reason="no_public_url"' in html and "HUB_PUBLIC_URL" in html
+    assert not hub_client.session.get(SESSION_FLOWS)
+
+
+def test_details_and_wizard_show_the_redirect_uri_and_the_token_times(
+    hub_client: Client, make_integration: Any, settings: Any
+) -> None:
+    settings.HUB_PUBLIC_URL = "https://hub.example.com"
+    integration = make_integration(
+        token={"access_token": "at-secret-value", "refresh_token": "rt-secret-value", "expires_at": 2_000_000_000}
+    )
+    page = hub_client.get(f"/integrations/{integration.pk}").content.decode()
+    assert '<code data-role="redirect-uri">https://hub.example.com/oauth/callback/</code>' in page
+    assert '<time datetime="2033-05-18T03:33:20+00:00">2033-05-18 03:33:20 UTC</time>' in page
+    assert '<dd data-role="last-refresh">never</dd>' in page
+    assert "at-secret-value" not in page and "rt-secret-value" not in page
+    wizard = hub_client.get("/integrations/new").content.decode()
+    assert '<code data-role="redirect-uri">https://hub.example.com/oauth/callback/</code>' in wizard
