@@ -107,7 +107,6 @@ INSTALLED_APPS = [
     "integrations",
     "integrations.tools",  # the agent tools (label "tools"): tokens, the audit trail of calls, write intents
     "integrations.agents",  # agent profiles (label "agents"): tools, grants, data rules, quotas per token
-    "integrations.sync",  # the HR data mirror (label "sync"): verified webhooks, reconciliation, full sync
 ]
 
 MIDDLEWARE = [
