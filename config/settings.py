@@ -341,6 +341,8 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
+    # Tool calls whose process died closed, and calls journaled while the database was down written.
+    "hub: release lost tool calls": {"task": "integrations.tools.release_lost_calls", "schedule": 30.0},
             # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's blocking BZPOPMIN: without a
             # longer one every idle consumer dies with "Timeout reading" (channels_redis issue 422).
             # After a Redis restart every pooled connection is dead; one immediate retry on a fresh connection

@@ -3,16 +3,26 @@
 Every worker publishes to one channel-layer group; each consumer forwards only the events of the
 integrations its user may see (``Integration.objects.visible_to``), re-reading that set when an
 integration is created, changed or deleted, and at least every few seconds (group membership).
+
+When the channel layer (Redis) goes away under a socket, the client is told to reconnect rather than
+dropped with 1011 (internal error): a last message ``{"event": "reconnect", "retry_after": 3, "reason"}``,
+then the close code 4013: "try again later" (1013 in RFC 6455's registry, which autobahn under Daphne
+refuses to send: a server may close with 1000 or 3000-4999 only; Daphne sends no close reason either, so
+the time is in the message).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import logging
 import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import RedisError
 
 from integrations.live_events import EVENTS_GROUP
 from integrations.models import Integration
@@ -22,8 +32,13 @@ try:  # what Daphne raises for a message sent to a socket the client has just cl
 except ImportError:  # another ASGI server: the ASGI spec asks for an OSError there
     _Disconnected = OSError  # type: ignore[assignment,misc]
 
+log = logging.getLogger(__name__)
+
 _REFRESH_SECONDS = 10.0
 _MEMBERSHIP_EVENTS = {"created", "updated", "deleted"}
+RECONNECT_CODE = 4013  # private range: "try again later" (1013 itself cannot be sent through Daphne)
+RECONNECT_AFTER = 3  # seconds; Redis restarted in about that (the resilience suite's measure)
+_LAYER_DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
 @database_sync_to_async
@@ -32,6 +47,17 @@ def visible_ids(user: Any) -> set[str]:
 
 
 class IntegrationEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except _LAYER_DOWN as exc:  # the channel layer's Redis went away: say "try again", not 1011
+            log.warning("live events socket closed for a reconnect: channel layer %s", type(exc).__name__)
+            reason = f"live events are restarting (Redis unreachable); reconnect in {RECONNECT_AFTER} s"
+            message = {"event": "reconnect", "retry_after": RECONNECT_AFTER, "reason": reason}
+            with contextlib.suppress(_Disconnected, OSError, RuntimeError):
+                await send({"type": "websocket.send", "text": json.dumps(message)})
+                await send({"type": "websocket.close", "code": RECONNECT_CODE, "reason": reason})
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -161,6 +161,7 @@ class OutageHub:
     redis_port: int
     web: ManagedProcess
     outbox: Path
+    cookie: str
 
     def rows(self) -> int:
         return int(self.pg.query("SELECT count(*) FROM integrations_toolcall WHERE tool = %s", TOOL)[0][0])
@@ -172,6 +173,14 @@ from integrations.tools.models import AgentToken
 profile = AgentProfile.objects.create(name="outage", tools=["describe_access"], calls_per_minute=1000000)
 token, raw = AgentToken.issue(name="%s", profile=profile)
 print("TOKEN=" + raw)
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+user = get_user_model().objects.create_user("outage-staff", password="pw-outage-staff-1", is_staff=True)
+session = SessionStore()
+session.update({SESSION_KEY: str(user.pk), HASH_SESSION_KEY: user.get_session_auth_hash(),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend"})
+session.create()
+print("SESSION=" + session.session_key)
 """
 
 
@@ -210,6 +219,7 @@ def outage_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutageHub]:
             text=True,
         )
         token = next(line[6:] for line in made.stdout.splitlines() if line.startswith("TOKEN="))
+        session = next(line[8:] for line in made.stdout.splitlines() if line.startswith("SESSION="))
         port = free_port()
         web = ManagedProcess(
             "daphne-outage",
@@ -218,7 +228,7 @@ def outage_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutageHub]:
             log_dir,
         ).start()
         web.wait_ready(lambda: port_open(port), timeout=60)
-        yield OutageHub(f"http://127.0.0.1:{port}", token, pg, redis_port, web, outbox)
+        yield OutageHub(f"http://127.0.0.1:{port}", token, pg, redis_port, web, outbox, f"sessionid={session}")
     finally:
         if web is not None:
             web.stop(timeout=5)
@@ -284,22 +294,30 @@ def test_database_stopped_under_load_every_call_answered_and_audited(outage_hub:
     assert not list(hub.outbox.glob("*")), "journals replayed are removed"
 
 
-def test_redis_killed_under_load_every_call_answered_and_audited(outage_hub: OutageHub, report: Report):
+def _kill_redis(port: int) -> None:
     import redis
 
+    with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it goes
+        redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).shutdown(nosave=True)
+    wait_until(lambda: not redis_up(port), 10, 0.05, "redis-server to stop")
+
+
+def _start_redis(port: int) -> None:
+    subprocess.run(redis_start_command(port), check=True, capture_output=True, timeout=30)
+    wait_until(lambda: redis_up(port), 20, 0.05, "redis-server to answer")
+
+
+def test_redis_killed_under_load_every_call_answered_and_audited(outage_hub: OutageHub, report: Report):
     hub = outage_hub
     before = hub.rows()
     load = Load(hub.url, hub.token).start()
     try:
         wait_until(lambda: any(category(a) == "ok" for a in load.answers), 15, 0.05, "a first successful call")
         with report.fault("the hub's Redis killed for 3 s under tool calls"):
-            with contextlib.suppress(redis.ConnectionError):
-                redis.Redis(host="127.0.0.1", port=hub.redis_port, socket_timeout=5).shutdown(nosave=True)
-            wait_until(lambda: not redis_up(hub.redis_port), 10, 0.05, "redis-server to stop")
+            _kill_redis(hub.redis_port)
             down = time.monotonic()
             time.sleep(3)
-            subprocess.run(redis_start_command(hub.redis_port), check=True, capture_output=True, timeout=30)
-            wait_until(lambda: redis_up(hub.redis_port), 20, 0.05, "redis-server to answer")
+            _start_redis(hub.redis_port)
             up = time.monotonic()
             wait_until(lambda: any(a.at > up and category(a) == "ok" for a in load.answers), 15, 0.05, "calls to work")
     finally:
@@ -308,3 +326,37 @@ def test_redis_killed_under_load_every_call_answered_and_audited(outage_hub: Out
     assert all(category(a) == "unavailable" for a in answers if down + 0.5 < a.at < up)
     wait_until(lambda: hub.rows() - before >= len(answers), 10, 0.2, f"{len(answers)} audit rows")
     assert hub.rows() - before == len(answers)
+
+
+def test_redis_killed_websockets_are_told_to_reconnect_not_closed_with_1011(outage_hub: OutageHub, report: Report):
+    from tests.runtime_fixtures import WSClient
+
+    hub = outage_hub
+    ws_url = hub.url.replace("http://", "ws://") + "/ws/integrations/"
+    ws = WSClient(ws_url, hub.cookie, origin=hub.url)
+    try:
+        ws.wait_for(lambda m: m["event"] == "hello", 10)
+        with report.fault("the hub's Redis killed under an open WebSocket"):
+            _kill_redis(hub.redis_port)
+            try:
+                told = ws.wait_for(lambda m: m["event"] == "reconnect", 10)
+                assert told["retry_after"] >= 1 and f"reconnect in {told['retry_after']} s" in told["reason"]
+                wait_until(lambda: ws.conn.close_code is not None, 10, 0.05, "the socket to close")
+                assert ws.conn.close_code == 4013, ws.conn.close_code  # "try again later", not 1011
+            finally:
+                _start_redis(hub.redis_port)
+            # What the client is told to do works: a new socket gets its hello.
+            again = wait_until(lambda: _open(ws_url, hub), 20, 0.5, "a new socket after Redis is back")
+            again.wait_for(lambda m: m["event"] == "hello", 10)
+            again.close()
+    finally:
+        ws.close()
+
+
+def _open(url: str, hub: OutageHub) -> Any:
+    from tests.runtime_fixtures import WSClient
+
+    try:
+        return WSClient(url, hub.cookie, origin=hub.url)
+    except Exception:  # refused while the layer reconnects: try again
+        return None
