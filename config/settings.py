@@ -325,6 +325,8 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 5.0}}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_STORE_EAGER_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# How often beat refreshes OAuth2 tokens that would enter their refresh margin before its next run.
+OAUTH2_REFRESH_BEAT_SECONDS = env_int("OAUTH2_REFRESH_BEAT_SECONDS", 60, minimum=5)
 # DatabaseScheduler copies these into PeriodicTask rows at start-up (visible in the admin).
 CELERY_BEAT_SCHEDULE = {
     "hub: dispatch health checks": {
@@ -333,6 +335,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "hub: prune old events": {"task": "integrations.prune_events", "schedule": 3600.0},
     "hub: release stuck connects": {"task": "integrations.release_stuck_connects", "schedule": 60.0},
+    "hub: refresh OAuth2 tokens ahead of expiry": {
+        "task": "integrations.refresh_oauth_tokens",
+        "schedule": float(OAUTH2_REFRESH_BEAT_SECONDS),
+    },
     "hub: prune agent tool records": {"task": "integrations.tools.prune", "schedule": 3600.0},
 }
 

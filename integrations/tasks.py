@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from integrations import services
 from integrations.models import EventType, Integration, IntegrationEvent, Status
+from integrations.services.tokens import refresh_expiring_tokens
 from integrations.task_base import hub_task
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,13 @@ def dispatch_health_checks(self: Any) -> dict[str, Any]:
     for start in range(0, len(claimed_ids), size):
         health_check_batch.apply_async(args=[claimed_ids[start : start + size]])
     return {"enqueued": len(claimed_ids)}
+
+
+@hub_task("integrations.refresh_oauth_tokens", acks_late=False, soft_time_limit=50, time_limit=60, expires=60)
+def refresh_oauth_tokens(self: Any) -> dict[str, Any]:
+    """Beat calls this every OAUTH2_REFRESH_BEAT_SECONDS: tokens about to enter their refresh margin are
+    refreshed now (single-flight with the workers' on-demand refresh), not by the next call."""
+    return refresh_expiring_tokens(within=float(settings.OAUTH2_REFRESH_BEAT_SECONDS))
 
 
 @hub_task("integrations.prune_events", soft_time_limit=300, time_limit=360)

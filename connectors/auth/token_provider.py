@@ -145,6 +145,44 @@ class OAuth2TokenProvider:
             self._rejected = None
             return token["access_token"]  # type: ignore[index]
 
+    def refresh_if_expiring(self, within: float) -> bool:
+        """Refresh now if the token enters its refresh margin within ``within`` seconds: the beat's
+        ahead-of-time refresh, so that the first call after a quiet night does not wait for one.
+
+        Single-flight with ``get_token``: the same locks, and the token re-read inside them, so a
+        token another worker has just refreshed is left alone. True when this call refreshed it;
+        a failure is recorded and raised like an on-demand one.
+        """
+        with self._thread_lock:
+            if not self._expiring(self.store.load(), within):
+                return False
+            outcome: _Outcome | None = None
+            with self.store.lock():
+                token = self.store.load()
+                if self._expiring(token, within):
+                    outcome = self._obtain(token)
+            if outcome is None:
+                return False
+            if outcome.event is not None and self.on_event is not None:
+                self.on_event(outcome.event)
+            if outcome.error is not None:
+                raise outcome.error
+            self._cached = outcome.token
+            return True
+
+    def _expiring(self, token: Mapping[str, Any] | None, within: float) -> bool:
+        """A token that can be renewed without a person and enters its margin within ``within`` s."""
+        if not token or not token.get("access_token") or self._refused(token):
+            return False
+        if float(token.get("refresh_blocked_until") or 0) > self.clock():
+            return False
+        if self.config.grant_type != "client_credentials" and not token.get("refresh_token"):
+            return False
+        expires_at = token.get("expires_at")
+        return (
+            expires_at is not None and float(expires_at) - refresh_margin(self.config, token) <= self.clock() + within
+        )
+
     def invalidate(self, token: str) -> None:
         """The API answered 401 for ``token``: the next ``get_token`` gets a different one.
 

@@ -7,6 +7,7 @@ lives, which lock makes a refresh happen once) is ``integrations.oauth.store``, 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,15 @@ from typing import Any
 from django.db import transaction
 
 from connectors.auth.token_provider import CREDENTIALS_INVALID, RECONNECT_REQUIRED, OAuth2TokenProvider, TokenEvent
+from connectors.errors import ConnectorError
 from connectors.runtime import TokenProvider
 from integrations import connector_runtime
 from integrations.models import AuthType, EventType, Integration, Status
 from integrations.oauth.store import DjangoTokenStore, oauth2_config_for
 from integrations.services.events import record_event, set_status
 from integrations.target_policy import target_policy
+
+log = logging.getLogger(__name__)
 
 
 def record_token_event(integration_id: str, event: TokenEvent) -> None:
@@ -68,6 +72,31 @@ def token_provider_for(integration: Integration, *, clock: Callable[[], float] =
 TOKEN_PROVIDERS: dict[str, Callable[[Integration], TokenProvider]] = {
     AuthType.OAUTH2: token_provider_for,
 }
+
+
+def refresh_expiring_tokens(*, within: float, clock: Callable[[], float] = time.time) -> dict[str, int]:
+    """The beat's ahead-of-time refresh: every enabled OAuth2 integration whose token enters its refresh
+    margin within ``within`` seconds (the beat interval) is refreshed now, once across processes.
+
+    A token whose whole lifetime is shorter than two intervals is left to the on-demand path: refreshing
+    it on every beat would cost a grant a minute for nothing. Failures are recorded like on-demand ones
+    (a refusal sets reconnect_required) and counted, never raised: one integration does not stop the rest.
+    """
+    counts = {"refreshed": 0, "failed": 0}
+    oauth = Integration.objects.filter(enabled=True, auth_type=AuthType.OAUTH2).exclude(
+        status=Status.RECONNECT_REQUIRED
+    )
+    for integration in oauth:
+        lifetime = ((integration.credentials or {}).get("oauth_token") or {}).get("expires_in")
+        if lifetime and float(lifetime) <= 2 * within:
+            continue
+        try:
+            if token_provider_for(integration, clock=clock).refresh_if_expiring(within):
+                counts["refreshed"] += 1
+        except ConnectorError as exc:
+            counts["failed"] += 1
+            log.warning("ahead-of-time token refresh of %s failed: %s", integration.pk, exc.message)
+    return counts
 
 
 def forget_token(integration: Integration, *, actor: str = "") -> None:

@@ -21,6 +21,8 @@ from connectors.http.base import HttpConnector
 from integrations import connector_runtime
 from integrations.models import EventType, Integration, IntegrationEvent, Status
 from integrations.services import token_provider_for, update_integration
+from integrations.services.tokens import refresh_expiring_tokens
+from integrations.tasks import refresh_oauth_tokens
 from tests.connectors.policies import LOOPBACK
 from tests.integrations.oauth.authserver import clients
 from tests.integrations.oauth.conftest import (
@@ -228,3 +230,47 @@ def test_refused_client_credentials_are_not_a_reconnect_and_wait_for_a_corrected
     update_integration(integration, actor=hub_user, credentials={"client_secret": clients.CC_CLIENT_SECRET})
     integration.refresh_from_db()
     assert provider_api(strict_authserver, integration, clock)._probe()["client_id"] == clients.CC_CLIENT_ID
+
+
+@pytest.mark.django_db
+def test_beat_refreshes_a_token_before_it_expires_and_workers_then_make_no_grant(
+    strict_authserver: AuthServer, strict_browser: ProviderBrowser, make_strict_integration: Any
+) -> None:
+    token = authorized_token(strict_authserver, strict_browser, state="beat")
+    make_strict_integration("ahead", token=token)
+    strict_authserver.reset_stats()
+    expiry = float(token["expires_at"])
+    clock = Clock()  # the beat runs every 0.5 s; the margin is 2.5 s (half the 5 s lifetime)
+
+    # Just issued, the token does not reach its margin before the next run: left alone.
+    assert refresh_expiring_tokens(within=0.5, clock=clock) == {"refreshed": 0, "failed": 0}
+    assert strict_authserver.stats() == {}
+    # 2.5 s later it would by the next run: refreshed now, before the old token expires.
+    clock.offset = STRICT_TOKEN_SECONDS / 2
+    assert refresh_expiring_tokens(within=0.5, clock=clock) == {"refreshed": 1, "failed": 0}
+    assert time.time() < expiry
+    stored = Integration.objects.get(pk="ahead").credentials["oauth_token"]
+    assert stored["access_token"] != token["access_token"] and stored["expires_at"] >= expiry
+
+    # A worker calling afterwards gets the new token without a grant of its own (single flight).
+    worker = token_provider_for(Integration.objects.get(pk="ahead"))
+    assert strict_authserver.resource(worker.get_token()).status_code == 200
+    assert strict_authserver.stats().get("refresh_token") == 1
+    [event] = IntegrationEvent.objects.filter(integration_ref="ahead", type=EventType.TOKEN_REFRESH)
+    assert event.ok and event.detail["rotated"] is True
+
+
+@pytest.mark.django_db
+def test_the_beat_task_is_scheduled_and_refreshes_tokens_inside_their_margin(
+    settings: Any, authserver: AuthServer, provider_browser: ProviderBrowser, make_integration: Any
+) -> None:
+    assert {"task": "integrations.refresh_oauth_tokens", "schedule": 60.0} in settings.CELERY_BEAT_SCHEDULE.values()
+    token = authorized_token(authserver, provider_browser, state="beat-task")
+    make_integration("hour_token", token=token | {"expires_at": int(time.time()) + 330})  # 300 s margin + 30
+    make_integration("fresh_token", token=authorized_token(authserver, provider_browser, state="fresh"))
+    authserver.reset_stats()
+
+    assert refresh_oauth_tokens.apply().get() == {"refreshed": 1, "failed": 0}
+    assert authserver.stats() == {"refresh_token": 1, "refresh_token:200": 1}
+    stored = Integration.objects.get(pk="hour_token").credentials["oauth_token"]
+    assert stored["expires_at"] > time.time() + 3000 and authserver.resource(stored["access_token"]).status_code == 200
