@@ -256,6 +256,20 @@ def _check_answers(answers: list[Answer], report: Report, store: str) -> list[An
     return unavailable
 
 
+def _other_requests_answered_while_the_database_is_down(hub: OutageHub) -> None:
+    """The REST API (session and token callers) and the pages: 503, Retry-After, a category, no 500 page."""
+    with httpx.Client(base_url=hub.url, headers={"Cookie": hub.cookie}, timeout=20, trust_env=False) as client:
+        for path in ("/api/integrations/", "/api/tools/calls/"):
+            answer = client.get(path)
+            assert answer.status_code == 503 and int(answer.headers["Retry-After"]) >= 1, (path, answer.text[:300])
+            assert answer.json()["error"]["category"] == "unavailable", answer.text[:300]
+        api_token = client.get("/api/integrations/", headers={"Authorization": "Token hubut_not-checkable-now"})
+        assert api_token.status_code == 503 and api_token.json()["error"]["category"] == "unavailable"
+        page = client.get("/integrations")
+        assert page.status_code == 503 and "html" not in page.headers["content-type"], page.text[:300]
+        assert int(page.headers["Retry-After"]) >= 1 and "database is unreachable" in page.text
+
+
 def test_database_stopped_under_load_every_call_answered_and_audited(outage_hub: OutageHub, report: Report):
     hub = outage_hub
     before = hub.rows()
@@ -265,7 +279,8 @@ def test_database_stopped_under_load_every_call_answered_and_audited(outage_hub:
         with report.fault("the hub's PostgreSQL stopped for 3 s under tool calls"):
             hub.pg.stop()
             down = time.monotonic()
-            time.sleep(3)
+            _other_requests_answered_while_the_database_is_down(hub)
+            time.sleep(max(0.0, down + 3 - time.monotonic()))
             hub.pg.start()
             up = time.monotonic()
             wait_until(lambda: any(a.at > up and category(a) == "ok" for a in load.answers), 15, 0.05, "calls to work")
