@@ -14,4 +14,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("hub")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["integrations", "integrations.tools"])  # integrations.tools.tasks: agent tool calls
+# integrations.tools.tasks: agent tool calls; integrations.sync.tasks: the HR data mirror
+app.autodiscover_tasks(["integrations", "integrations.tools", "integrations.sync"])

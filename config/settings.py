@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "integrations",
     "integrations.tools",  # the agent tools (label "tools"): tokens, the audit trail of calls, write intents
     "integrations.agents",  # agent profiles (label "agents"): tools, grants, data rules, quotas per token
+    "integrations.sync",  # the HR data mirror (label "sync"): verified webhooks, reconciliation, full sync
 ]
 
 MIDDLEWARE = [
@@ -327,6 +328,8 @@ CELERY_TASK_STORE_EAGER_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # How often beat refreshes OAuth2 tokens that would enter their refresh margin before its next run.
 OAUTH2_REFRESH_BEAT_SECONDS = env_int("OAUTH2_REFRESH_BEAT_SECONDS", 60, minimum=5)
+# How often beat reconciles each HR mirror with the provider's change list.
+SYNC_RECONCILE_SECONDS = env_int("SYNC_RECONCILE_SECONDS", 300, minimum=30)
 # DatabaseScheduler copies these into PeriodicTask rows at start-up (visible in the admin).
 CELERY_BEAT_SCHEDULE = {
     "hub: dispatch health checks": {
@@ -340,6 +343,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(OAUTH2_REFRESH_BEAT_SECONDS),
     },
     "hub: prune agent tool records": {"task": "integrations.tools.prune", "schedule": 3600.0},
+    # HR mirrors: what webhooks missed, from /employees/changed (integrations with a mirror only).
+    "hub: reconcile HR mirrors": {"task": "sync.reconcile_all", "schedule": float(SYNC_RECONCILE_SECONDS)},
 }
 
 # Channels: the layer every process publishes live events through.

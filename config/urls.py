@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/", include("integrations.api.urls")),
     path("api-auth/", include("rest_framework.urls")),  # log in / out links of the browsable API
     path("oauth/", include("integrations.oauth.urls")),  # OAuth2 authorization start + callback
+    path("", include("integrations.sync.urls")),  # /hooks/bamboohr/<id>/: BambooHR's signed webhooks
     path("", include("integrations.agents.page_urls")),  # /agents: the agent profiles' pages
     path("", include("integrations.urls")),
     path("", RedirectView.as_view(url="/integrations", permanent=False)),

@@ -43,7 +43,7 @@ class CredentialField:
     name: str
     label: str
     secret: bool = True
-    # The auth types that need this field; empty means every auth type of the kind.
+    # The auth types that need this field; empty means the field is optional.
     required_for: tuple[str, ...] = ()
     help: str = ""
 

@@ -117,6 +117,13 @@ class BambooHRConnector(HttpConnector[BambooHRConfig]):
             required_for=("oauth2",),
             help="From the BambooHR Developer Portal, with the client id in the oauth2 config.",
         ),
+        CredentialField(
+            "webhook_private_key",
+            "Webhook private key",
+            required_for=(),
+            help="The privateKey BambooHR returned when the webhook to /hooks/bamboohr/<id>/ was created; "
+            "deliveries signed with another key are refused.",
+        ),
     )
     # BambooHR answers XML unless told otherwise, and some endpoints 404 on "*/*".
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}

@@ -59,7 +59,7 @@ class SandboxApp:
         self.error_headers = error_headers
         self.faults = FaultInjector(error_headers)
         self.traffic = Traffic(record=record)
-        lock = threading.RLock()  # the company's data, shared by every endpoint
+        self.lock = lock = threading.RLock()  # the company's data, shared by every endpoint (and tests)
         self.webhooks = WebhookDesk(
             company, lock, insecure_urls=webhook_insecure_urls, backoff_scale=webhook_backoff_scale
         )
