@@ -21,6 +21,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.auth import oidc
 from connectors.errors import Category, ConnectorError
 from connectors.http.transport import checked_transport
 from connectors.policy import Target, TargetPolicy, url_endpoint
@@ -67,8 +68,15 @@ class OAuth2Config(BaseModel):
     # How the client authenticates at the token endpoint: HTTP Basic (RFC 6749's default) or form
     # fields (what BambooHR's SDK sends).
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
-    # The callback URL registered with the provider; when unset the hub derives it from the request.
+    # The callback URL registered with the provider; when unset the hub's (HUB_PUBLIC_URL + /oauth/callback/).
     redirect_uri: str | None = Field(None, description="Redirect URI registered with the provider.")
+    # OpenID Connect: with an issuer and the openid scope, the code exchange validates the id_token
+    # (keys and endpoints from the issuer's discovery document).
+    issuer: str | None = Field(None, description="OpenID Connect issuer URL (enables discovery and id_token checks).")
+
+    @property
+    def uses_openid(self) -> bool:
+        return bool(self.issuer) and "openid" in self.scopes
 
 
 def oauth2_targets(config: OAuth2Config | None, prefix: str = "oauth2") -> list[Target]:
@@ -78,6 +86,8 @@ def oauth2_targets(config: OAuth2Config | None, prefix: str = "oauth2") -> list[
     targets = [Target(f"{prefix}.token_url", "oauth_url", config.token_url)]
     if config.authorize_url:
         targets.append(Target(f"{prefix}.authorize_url", "oauth_url", config.authorize_url))
+    if config.issuer:
+        targets.append(Target(f"{prefix}.issuer", "oauth_url", config.issuer))
     return targets
 
 
@@ -133,18 +143,25 @@ def _client(
 
 
 def authorization_request(
-    config: OAuth2Config, *, redirect_uri: str, state: str, policy: TargetPolicy | None = None
+    config: OAuth2Config,
+    *,
+    redirect_uri: str,
+    state: str,
+    policy: TargetPolicy | None = None,
+    nonce: str | None = None,
 ) -> AuthorizationRequest:
-    """The URL to send the user's browser to, with ``state`` and a fresh PKCE S256 challenge.
+    """The URL to send the user's browser to, with ``state`` and a fresh PKCE S256 challenge (and the
+    OpenID ``nonce`` when given).
 
-    The caller keeps ``code_verifier`` server-side (never in the browser) until the callback.
+    The caller keeps ``code_verifier`` (and the nonce) server-side until the callback.
     """
     if not config.authorize_url:
         raise ConnectorError("this OAuth2 configuration has no authorize_url", category=Category.CONFIG)
     (policy or TargetPolicy()).check_url(config.authorize_url, what="authorize_url", https_only=True)
     verifier = generate_token(64)  # RFC 7636: 43-128 unreserved characters
     with _client(config, None, redirect_uri=redirect_uri, policy=policy) as client:
-        url, _ = client.create_authorization_url(config.authorize_url, state=state, code_verifier=verifier)
+        extra = {"nonce": nonce} if nonce else {}
+        url, _ = client.create_authorization_url(config.authorize_url, state=state, code_verifier=verifier, **extra)
     return AuthorizationRequest(url=url, state=state, code_verifier=verifier)
 
 
@@ -224,7 +241,11 @@ def exchange_code(
     redirect_uri: str,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     policy: TargetPolicy | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
+    """The token set for an authorization code. With OpenID (an issuer and the openid scope) the
+    id_token must pass ``oidc.validate_id_token`` against the issuer's keys and ``nonce``, or nothing is
+    returned; only its subject is kept."""
     raw = _token_call(
         lambda c: c.fetch_token(
             config.token_url, grant_type="authorization_code", code=code, code_verifier=code_verifier
@@ -235,7 +256,21 @@ def exchange_code(
         timeout=timeout,
         policy=policy,
     )
-    return normalize_token(raw)
+    token = normalize_token(raw)
+    if config.uses_openid:
+        if not nonce:
+            raise ConnectorError("an OpenID authorization needs a nonce", category=Category.CONFIG)
+        metadata = oidc.discover(config.issuer, policy=policy, timeout=timeout)  # type: ignore[arg-type]
+        claims = oidc.validate_id_token(
+            raw.get("id_token"),
+            jwks=oidc.fetch_jwks(metadata["jwks_uri"], policy=policy, timeout=timeout),
+            issuer=metadata["issuer"],
+            client_id=config.client_id,
+            nonce=nonce,
+            access_token=token["access_token"],
+        )
+        token["subject"] = claims.get("sub")
+    return token
 
 
 def fetch_client_credentials(

@@ -216,8 +216,11 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
         )
     nonce = secrets.token_urlsafe(24)
     state = signing.dumps({"n": nonce, "u": request.user.pk}, salt=STATE_SALT, compress=True)
+    oidc_nonce = secrets.token_urlsafe(24) if config.uses_openid else None
     try:
-        auth = authorization_request(config, redirect_uri=redirect_uri, state=state, policy=target_policy())
+        auth = authorization_request(
+            config, redirect_uri=redirect_uri, state=state, policy=target_policy(), nonce=oidc_nonce
+        )
     except ConnectorError as exc:
         return _refused(request, "config", "OAuth2 settings are incomplete", exc.message, integration)
     now = time.time()
@@ -230,6 +233,7 @@ def start(request: HttpRequest, integration_id: str) -> HttpResponse:
         "integration": integration.pk,
         "verifier": auth.code_verifier,
         "redirect_uri": redirect_uri,
+        "oidc_nonce": oidc_nonce,
         "created": now,
     }
     request.session[SESSION_FLOWS] = dict(sorted(flows.items(), key=lambda kv: kv[1]["created"])[-MAX_PENDING_FLOWS:])
@@ -352,6 +356,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             code_verifier=flow["verifier"],
             redirect_uri=flow["redirect_uri"],
             policy=target_policy(),
+            nonce=flow.get("oidc_nonce"),
         )
     except OAuth2Error as exc:
         log.warning("OAuth2 code exchange for %s refused: %s", integration.pk, exc.error)

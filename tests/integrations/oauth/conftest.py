@@ -61,6 +61,11 @@ class AuthServer:
         }
         return OAuth2Config(**(values | overrides))
 
+    @property
+    def issuer(self) -> str:
+        """The OpenID Connect issuer (the strict server only)."""
+        return f"{self.url}/o"
+
     def stats(self) -> dict[str, int]:
         return httpx.get(f"{self.url}/test/stats", timeout=10).json()
 
@@ -90,11 +95,13 @@ class AuthServer:
         response.raise_for_status()
 
 
-def _serve(directory: Path, token_seconds: int | None = None) -> Iterator[AuthServer]:
+def _serve(directory: Path, token_seconds: int | None = None, *, oidc: bool = False) -> Iterator[AuthServer]:
     db = directory / "provider.sqlite3"
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     if token_seconds is not None:
         env["AUTHSERVER_TOKEN_SECONDS"] = str(token_seconds)
+    if oidc:
+        env["AUTHSERVER_OIDC"] = "1"
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.integrations.oauth.authserver.serve", str(db)],
         cwd=ROOT,
@@ -127,8 +134,9 @@ STRICT_TOKEN_SECONDS = 5
 @pytest.fixture(scope="session")
 def strict_authserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     """The same provider configured the strict way: 5-second access tokens, single-use rotating
-    refresh tokens (reuse refused and the family revoked, no grace period)."""
-    yield from _serve(tmp_path_factory.mktemp("strict_authserver"), STRICT_TOKEN_SECONDS)
+    refresh tokens (reuse refused and the family revoked, no grace period), and OpenID Connect (issuer
+    ``{url}/o``: discovery, RS256 id_tokens)."""
+    yield from _serve(tmp_path_factory.mktemp("strict_authserver"), STRICT_TOKEN_SECONDS, oidc=True)
 
 
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:

@@ -139,6 +139,7 @@ def test_bamboohr_preset() -> None:
     assert config["authorize_url"] == "https://acme.bamboohr.com/authorize.php"
     assert config["token_url"] == "https://acme.bamboohr.com/token.php?request=token"
     assert "offline_access" in config["scopes"] and config["token_endpoint_auth_method"] == "client_secret_post"
+    assert "openid" not in config["scopes"]  # no issuer to check an id_token against
     with pytest.raises(ConnectorError, match="subdomain"):
         preset_config("bamboohr")
 

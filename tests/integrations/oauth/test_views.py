@@ -259,7 +259,9 @@ def test_a_forged_host_header_does_not_change_the_redirect_uri(
 
     settings.HUB_PUBLIC_URL = "https://hub.example.com"
     start_page = hub_client.get(reverse("oauth:start", args=["bamboo_oauth"]), HTTP_HOST="localhost:9999")
-    assert '<code data-role="redirect-uri">https://hub.example.com/oauth/callback/</code>' in start_page.content.decode()
+    assert (
+        '<code data-role="redirect-uri">https://hub.example.com/oauth/callback/</code>' in start_page.content.decode()
+    )
     answer = hub_client.post(reverse("oauth:start", args=["bamboo_oauth"]), HTTP_HOST="localhost:9999")
     assert query(answer["Location"])["redirect_uri"] == "https://hub.example.com/oauth/callback/"
     # The code exchange later sends the same URI, whatever host the callback arrives on.

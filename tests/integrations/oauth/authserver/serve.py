@@ -36,6 +36,7 @@ def main() -> None:
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
         redirect_uris=clients.HUB_REDIRECT_URI,
         user=user,
+        algorithm=Application.RS256_ALGORITHM if os.environ.get("AUTHSERVER_OIDC") == "1" else Application.NO_ALGORITHM,
     )
     Application.objects.create(
         name="Integration Hub (client credentials)",

@@ -64,6 +64,21 @@ OAUTH2_PROVIDER = {
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
 }
 
+# OpenID Connect (the strict server): discovery at /o/.well-known/openid-configuration, id_tokens signed
+# RS256 with a key made for this process, published at /o/.well-known/jwks.json.
+if os.environ.get("AUTHSERVER_OIDC") == "1":
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    _key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    OAUTH2_PROVIDER |= {
+        "OIDC_ENABLED": True,
+        "OIDC_RSA_PRIVATE_KEY": _key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        "SCOPES": OAUTH2_PROVIDER["SCOPES"] | {"openid": "OpenID Connect"},  # type: ignore[operator]
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
