@@ -1,6 +1,7 @@
 """The hub's own database or Redis unreachable: every request still gets an answer with a category.
 
-A view that fails because the hub's database (``DatabaseError``) or Redis (``RedisError``) is down is
+A view that fails because the hub's database (``OperationalError``, ``InterfaceError``: the connection,
+not the query) or Redis (``RedisError``) is down is
 answered 503 with ``Retry-After`` and the envelope the tools use — ``{"ok": false, "error": {"category":
 "unavailable", "message", "retry_after", "permanent": false}}`` (plus DRF's ``detail``) — never Django's
 500 page. DRF views get it from ``exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``), which also
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from django.http import HttpRequest, HttpResponse
 from redis.exceptions import RedisError
 from rest_framework.response import Response
@@ -26,7 +27,9 @@ from connectors.errors import wait_seconds
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 5.0  # seconds: what a caller is told to wait while the hub's own stores are down
-OUTAGES = (DatabaseError, RedisError)
+# A database that cannot be reached, not a query that failed (an IntegrityError is a bug, not an outage).
+DATABASE_DOWN = (OperationalError, InterfaceError)
+OUTAGES = (*DATABASE_DOWN, RedisError)
 
 
 def what_failed(exc: BaseException) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.db import DatabaseError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -169,7 +168,7 @@ class ToolInvokeView(APIView):
         super().initial(request, *args, **kwargs)
 
     def handle_exception(self, exc: Exception) -> Response:
-        if not isinstance(exc, DatabaseError):
+        if not isinstance(exc, hub_outage.DATABASE_DOWN):
             return super().handle_exception(exc)
         # The database went before the call was recorded (e.g. while its token was looked up): the
         # answer says so, and the call's row waits in the outbox, its token kept as a hash.

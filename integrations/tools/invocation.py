@@ -22,7 +22,6 @@ from typing import Any
 
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from connectors import registry
 from connectors.errors import ConnectorError, wait_seconds
@@ -217,7 +216,7 @@ def _complete(call_id: int | None, envelope: dict[str, Any], started: float | No
     changes = _ending(envelope, now, duration)
     try:
         ToolCall.objects.filter(pk=call_id).update(**changes)
-    except DatabaseError:  # the database went away during the call: the ending waits in the outbox
+    except hub_outage.DATABASE_DOWN:  # the database went away during the call: the ending waits in the outbox
         outbox.complete(call_id, changes)
     return envelope
 
@@ -305,7 +304,7 @@ def invoke(
     started = time.monotonic()
     try:
         call = _record(principal, name, arguments, via)
-    except DatabaseError as exc:
+    except hub_outage.DATABASE_DOWN as exc:
         envelope = hub_unavailable(exc).envelope()
         fields = call_fields(principal.actor, name, arguments, via)
         fields["token_id"] = principal.token.pk if principal.token is not None else None
@@ -320,7 +319,7 @@ def invoke(
         return _invoke_recorded(
             call, name, arguments, principal, wait=wait, timeout=timeout, inline=inline, started=started
         )
-    except (DatabaseError, RedisError) as exc:
+    except hub_outage.OUTAGES as exc:
         return _complete(call.pk, hub_unavailable(exc).envelope(), started)
 
 
@@ -398,7 +397,7 @@ def execute(call_id: int | None, name: str, arguments: dict[str, Any], may_write
     started = time.monotonic()
     try:
         return _execute(call_id, name, arguments, may_write)
-    except (DatabaseError, RedisError) as exc:  # the hub's own stores, not the integration's
+    except hub_outage.OUTAGES as exc:  # the hub's own stores, not the integration's
         return _complete(call_id, hub_unavailable(exc).envelope(), started)
 
 

@@ -21,7 +21,6 @@ from typing import Any
 import anyio
 import mcp_types as types
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError
 from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -31,6 +30,7 @@ from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
 from accounts.throttle import FailureThrottleMiddleware
+from integrations import hub_outage
 from integrations.tools import catalog
 from integrations.tools.invocation import Principal, hub_unavailable, invoke
 from integrations.tools.models import AgentToken, Via
@@ -97,7 +97,7 @@ def build_server(
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
             principal = await sync_to_async(principal_for, thread_sensitive=False)(ctx)
-        except DatabaseError as exc:  # the token cannot be looked up: a category, not a stack trace
+        except hub_outage.DATABASE_DOWN as exc:  # the token cannot be looked up: a category, not a stack trace
             return _result(hub_unavailable(exc).envelope())
         if principal is None:
             return _result(
