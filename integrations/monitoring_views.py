@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -20,6 +21,7 @@ from kombu.exceptions import OperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from integrations import services
 from integrations.connector_runtime import (
     LATENCY_BUCKETS_MS,
     RATE_LIMIT_ACQUIRES,
@@ -35,6 +37,10 @@ from integrations.redis_clients import redis_client
 log = logging.getLogger(__name__)
 
 _HEALTH_VALUE = {"connected": 1.0, "degraded": 0.5}
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def queue_lengths() -> dict[str, int]:
@@ -93,7 +99,33 @@ class HubCollector:
             "Calls refused for rate limiting: by the hub's own bucket (source=hub) or the provider's 429.",
             labels=["integration", "kind", "source"],
         )
-        rows = list(Integration.objects.values_list("id", "kind", "status"))
+        uptime = GaugeMetricFamily(
+            "hub_integration_uptime_ratio",
+            "Share of the monitored time in the window the integration was up (connected or degraded).",
+            labels=["integration", "kind", "window"],
+        )
+        down_since = GaugeMetricFamily(
+            "hub_integration_down_since_seconds",
+            "Unix time the current outage began; 0 while the integration is not down.",
+            labels=["integration", "kind"],
+        )
+        last_success = GaugeMetricFamily(
+            "hub_integration_last_success_seconds",
+            "Unix time of the latest successful health check, test or connect.",
+            labels=["integration", "kind"],
+        )
+        integrations = list(Integration.objects.only("id", "kind", "status", "created_at"))
+        kinds = {integration.id: integration.kind for integration in integrations}
+        for integration_id, figures in services.availability_many(integrations).items():
+            kind = kinds[integration_id]
+            for window, ratio in figures["uptime"].items():
+                if ratio is not None:
+                    uptime.add_metric([integration_id, kind, window], ratio)
+            began = figures["down_since"]
+            down_since.add_metric([integration_id, kind], _epoch(began) if began else 0.0)
+            if figures["last_success"]:
+                last_success.add_metric([integration_id, kind], _epoch(figures["last_success"]))
+        rows = [(i.id, i.kind, i.status) for i in integrations]
         histograms = latency_histograms([integration_id for integration_id, _kind, _status in rows])
         for (integration_id, kind, current), counts in zip(rows, histograms, strict=True):
             snap = metrics_snapshot(integration_id)
@@ -124,7 +156,20 @@ class HubCollector:
         )
         for queue, length in queue_lengths().items():
             queued.add_metric([queue], float(length))
-        return [requests, latency, health, status, rate_limit_acquires, rate_limit_refusals, workers, beat, queued]
+        return [
+            requests,
+            latency,
+            health,
+            status,
+            uptime,
+            down_since,
+            last_success,
+            rate_limit_acquires,
+            rate_limit_refusals,
+            workers,
+            beat,
+            queued,
+        ]
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:

@@ -7,6 +7,7 @@ scripts use the REST API for the same operations.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -75,6 +76,41 @@ def _metrics_display(metrics: Mapping[str, Any] | None) -> dict[str, str]:
         "avg_latency": _ms(metrics.get("avg_latency_ms")) if has_calls else "—",
         "p95_latency": _ms(metrics.get("p95_latency_ms")) if has_calls else "—",
         "last_error": str(metrics.get("last_error") or ""),
+    }
+
+
+def _uptime(ratio: float | None) -> str:
+    if ratio is None:
+        return "—"
+    value = ratio * 100
+    return f"{value:.0f}%" if value in (0, 100) else f"{value:.2f}%"
+
+
+def _when(iso: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(iso) if iso else None
+
+
+def _timeline_display(integration: Integration, range_name: str) -> dict[str, Any]:
+    """The state timeline as bars whose widths are shares of the whole range (time before the integration
+    existed is left blank), with the uptime over it."""
+    line = services.timeline(integration, range_name)
+    span = services.TIMELINE_RANGES[range_name].total_seconds()
+    covered = sum(segment["seconds"] for segment in line["segments"])
+    return {
+        "range": range_name,
+        "ranges": list(services.TIMELINE_RANGES),
+        "uptime": _uptime(line["uptime"]),
+        "before_share": f"{max(0.0, 100 * (1 - covered / span)):.3f}",
+        "segments": [
+            segment
+            | {
+                "percent": f"{100 * segment['seconds'] / span:.3f}",
+                "start": _when(segment["from"]),
+                "end": _when(segment["to"]),
+                "label": Status(segment["status"]).label if segment["status"] in Status.values else segment["status"],
+            }
+            for segment in line["segments"]
+        ],
     }
 
 
@@ -206,6 +242,10 @@ def integration_detail(request: HttpRequest, integration_id: str) -> HttpRespons
     integration = get_object_or_404(_visible(request), pk=integration_id)
     # By the row, not the id: an integration re-created with a deleted one's id starts with its own history.
     events = IntegrationEvent.objects.filter(integration=integration)[:RECENT_EVENTS]
+    range_name = request.GET.get("range", "24h")
+    if range_name not in services.TIMELINE_RANGES:
+        range_name = "24h"
+    availability = services.availability(integration)
     return render(
         request,
         "integrations/detail.html",
@@ -215,6 +255,10 @@ def integration_detail(request: HttpRequest, integration_id: str) -> HttpRespons
             "config_rows": _effective_config(integration),
             "secrets": sorted(integration.secret_fields_set.items()),
             "metrics": _metrics_display(_metrics(integration.id)),
+            "uptime": {window: _uptime(ratio) for window, ratio in availability["uptime"].items()},
+            "down_since": _when(availability["down_since"]),
+            "last_success": _when(availability["last_success"]),
+            "timeline": _timeline_display(integration, range_name),
             "events": events,
             "oauth_start_url": _oauth_start_url(integration),
             "oauth": oauth_details(integration),

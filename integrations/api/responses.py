@@ -4,6 +4,8 @@ types, metrics and the health summary (they shape responses and the OpenAPI sche
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from integrations.models import EventType, IntegrationEvent
@@ -78,3 +80,53 @@ class HealthSerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField(), help_text="Integrations per status.")
     stale = serializers.IntegerField(help_text="How many integrations are stale (see integrations[].stale).")
     integrations = HealthIntegrationSerializer(many=True)
+
+
+def _serializer(name: str, fields: dict[str, Any]) -> type[serializers.Serializer]:
+    """A serializer whose field names are not Python names ("24h", "from"): DRF's metaclass collects them."""
+    return type(name, (serializers.Serializer,), fields)
+
+
+_STATES = ["up", "down", "unmonitored"]
+UptimeSerializer = _serializer(
+    "UptimeSerializer",
+    {
+        window: serializers.FloatField(
+            allow_null=True,
+            help_text=f"Share (0..1) of the monitored time in the last {window} the integration was up "
+            "(connected or degraded); null when it was not monitored (disconnected) at all.",
+        )
+        for window in ("24h", "7d", "30d")
+    },
+)
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=_STATES)
+    uptime = UptimeSerializer()
+    down_since = serializers.DateTimeField(allow_null=True, help_text="When the current outage began; null if up.")
+    last_success = serializers.DateTimeField(
+        allow_null=True, help_text="The latest successful health check, test or connect."
+    )
+
+
+TimelineSegmentSerializer = _serializer(
+    "TimelineSegmentSerializer",
+    {
+        "status": serializers.CharField(),
+        "state": serializers.ChoiceField(choices=_STATES),
+        "from": serializers.DateTimeField(),
+        "to": serializers.DateTimeField(),
+        "seconds": serializers.FloatField(),
+    },
+)
+TimelineSerializer = _serializer(
+    "TimelineSerializer",
+    {
+        "range": serializers.ChoiceField(choices=["1h", "24h", "7d"]),
+        "from": serializers.DateTimeField(),
+        "to": serializers.DateTimeField(),
+        "uptime": serializers.FloatField(allow_null=True, help_text="Share of the monitored time up in the range."),
+        "segments": TimelineSegmentSerializer(many=True),
+    },
+)

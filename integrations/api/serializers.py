@@ -31,6 +31,7 @@ from integrations.api.fields import (
     StrictIntegerField,
     StrictSlugRelatedField,
 )
+from integrations.api.responses import AvailabilitySerializer
 from integrations.crypto import decrypt_any
 from integrations.models import AuthType, Integration, slug_validator
 
@@ -341,7 +342,24 @@ class IntegrationSerializer(serializers.ModelSerializer):
         return integration
 
 
-class IntegrationUpdateSerializer(IntegrationSerializer):
+class IntegrationDetailSerializer(IntegrationSerializer):
+    """One integration (create, read, change): also its uptime over 24 h / 7 d / 30 d, "down since" and "last
+    success" (``services.availability``). Lists leave it out: it costs a few queries per integration."""
+
+    availability = serializers.SerializerMethodField()
+
+    class Meta(IntegrationSerializer.Meta):
+        fields = [*IntegrationSerializer.Meta.fields, "availability"]
+
+    @extend_schema_field(AvailabilitySerializer)
+    def get_availability(self, obj: Integration) -> dict[str, Any]:
+        return services.availability(obj)
+
+    def to_representation(self, instance: Integration) -> dict[str, Any]:
+        return super().to_representation(instance) | {"availability": self.get_availability(instance)}
+
+
+class IntegrationUpdateSerializer(IntegrationDetailSerializer):
     """PUT / PATCH: the URL names the integration and its kind is fixed, so neither is needed in the body
     (a full representation may still carry them; a different value is a 400)."""
 

@@ -36,8 +36,14 @@ from integrations.api.responses import (
     HealthSerializer,
     MetricsSerializer,
     OperationSerializer,
+    TimelineSerializer,
 )
-from integrations.api.serializers import CREDENTIALS_TOKEN, IntegrationSerializer, IntegrationUpdateSerializer
+from integrations.api.serializers import (
+    CREDENTIALS_TOKEN,
+    IntegrationDetailSerializer,
+    IntegrationSerializer,
+    IntegrationUpdateSerializer,
+)
 from integrations.models import Integration, IntegrationEvent
 
 MAX_WAIT_SECONDS = 30.0
@@ -167,6 +173,8 @@ class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
     def get_serializer_class(self) -> type[IntegrationSerializer]:
         if self.action in ("update", "partial_update"):
             return IntegrationUpdateSerializer
+        if self.action in ("create", "retrieve"):
+            return IntegrationDetailSerializer
         return IntegrationSerializer
 
     def get_queryset(self) -> Any:
@@ -237,6 +245,24 @@ class IntegrationViewSet(HubViewMixin, viewsets.ModelViewSet):
     def metrics(self, request: Request, pk: str | None = None) -> Response:
         integration = self.get_object()
         return Response(services.get_metrics(integration.id))
+
+    @extend_schema(
+        summary="State timeline and uptime over the last hour, 24 hours or 7 days (from the status history)",
+        parameters=[
+            OpenApiParameter(
+                "range",
+                {"type": "string", "enum": list(services.TIMELINE_RANGES), "default": "24h"},
+                OpenApiParameter.QUERY,
+            )
+        ],
+        responses={200: TimelineSerializer},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def timeline(self, request: Request, pk: str | None = None) -> Response:
+        range_name = request.query_params.get("range", "24h")
+        if range_name not in services.TIMELINE_RANGES:
+            raise ValidationError({"range": [f"Expected one of: {', '.join(services.TIMELINE_RANGES)}."]})
+        return Response(services.timeline(self.get_object(), range_name))
 
 
 class IntegrationEventViewSet(HubViewMixin, mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -11,6 +11,7 @@ before it:
 - ``lifecycle``: create, update (sharing too), delete; the one credential merge.
 - ``health``: the connection test, scheduled health checks, the health summary.
 - ``operations``: connect / disconnect / test requested, carried out by a worker, followed by id.
+- ``uptime``: uptime per window, "down since", "last success" and the state timeline, from status history.
 
 Write-side functions run in the web process and enqueue work after commit (ids only, never credentials);
 worker-side functions run where the connector lives. ``from integrations import services`` and
@@ -58,18 +59,23 @@ from integrations.services.runtime import (
     run_operation,
 )
 from integrations.services.tokens import TOKEN_PROVIDERS, forget_token, token_provider_for
+from integrations.services.uptime import TIMELINE_RANGES, UPTIME_WINDOWS, availability, availability_many, timeline
 
 __all__ = [
     "CHECKED_STATUSES",
     "OPERATION_TASKS",
     "STALE_AFTER_INTERVALS",
+    "TIMELINE_RANGES",
     "TOKEN_PROVIDERS",
     "UPDATABLE_FIELDS",
+    "UPTIME_WINDOWS",
     "EventBatch",
     "LiveConnectors",
     "OperationNotFound",
     "Refusal",
     "actor_name",
+    "availability",
+    "availability_many",
     "build_connector",
     "call_refusal",
     "check_is_stale",
@@ -96,6 +102,7 @@ __all__ = [
     "set_sharing",
     "set_status",
     "test",
+    "timeline",
     "token_provider_for",
     "update_integration",
     "validate_config",
