@@ -296,3 +296,23 @@ def test_details_and_wizard_show_the_redirect_uri_and_the_token_times(
     assert "at-secret-value" not in page and "rt-secret-value" not in page
     wizard = hub_client.get("/integrations/new").content.decode()
     assert '<code data-role="redirect-uri">https://hub.example.com/oauth/callback/</code>' in wizard
+
+
+def test_details_page_offers_reconnect_and_shows_the_last_refresh(
+    hub_client: Client, make_integration: Any, authserver: AuthServer, provider_browser: ProviderBrowser
+) -> None:
+    from integrations.services import token_provider_for
+    from tests.integrations.oauth.conftest import authorized_token
+
+    token = authorized_token(authserver, provider_browser)
+    integration = make_integration(token=token | {"expires_at": int(time.time()) - 1})
+    token_provider_for(integration).get_token()  # a real refresh, recorded as an event
+    page = hub_client.get(f"/integrations/{integration.pk}").content.decode()
+    refreshed = IntegrationEvent.objects.get(integration_ref=integration.pk, type=EventType.TOKEN_REFRESH)
+    assert f'<time datetime="{refreshed.created_at.isoformat()}' in page.split('data-role="last-refresh"')[1]
+    assert '<div data-role="reconnect" hidden>' in page
+
+    Integration.objects.filter(pk=integration.pk).update(status=Status.RECONNECT_REQUIRED)
+    page = hub_client.get(f"/integrations/{integration.pk}").content.decode()
+    reconnect = page.split('<div data-role="reconnect">')[1].split("</div>")[0]
+    assert f'href="{reverse("oauth:start", args=[integration.pk])}"' in reconnect and "Reconnect" in reconnect
