@@ -345,6 +345,9 @@ CELERY_BEAT_SCHEDULE = {
     "hub: prune agent tool records": {"task": "integrations.tools.prune", "schedule": 3600.0},
     # HR mirrors: what webhooks missed, from /employees/changed (integrations with a mirror only).
     "hub: reconcile HR mirrors": {"task": "sync.reconcile_all", "schedule": float(SYNC_RECONCILE_SECONDS)},
+    "hub: send due change webhooks": {"task": "sync.deliver_pending", "schedule": 10.0},
+    # Tool calls whose process died closed, and calls journaled while the database was down written.
+    "hub: release lost tool calls": {"task": "integrations.tools.release_lost_calls", "schedule": 30.0},
 }
 
 # Channels: the layer every process publishes live events through.
@@ -352,8 +355,6 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-    # Tool calls whose process died closed, and calls journaled while the database was down written.
-    "hub: release lost tool calls": {"task": "integrations.tools.release_lost_calls", "schedule": 30.0},
             # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's blocking BZPOPMIN: without a
             # longer one every idle consumer dies with "Timeout reading" (channels_redis issue 422).
             # After a Redis restart every pooled connection is dead; one immediate retry on a fresh connection

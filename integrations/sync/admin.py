@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from integrations.sync.models import MirroredEmployee, SyncState, WebhookDelivery
+from integrations.sync.models import (
+    ChangeEvent,
+    MirroredEmployee,
+    OutboundDelivery,
+    Subscription,
+    SyncState,
+    WebhookDelivery,
+)
 
 
 @admin.register(MirroredEmployee)
@@ -28,3 +35,36 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 class SyncStateAdmin(admin.ModelAdmin):
     list_display = ["integration", "full_sync_finished_at", "reconciled_at", "last_webhook_at", "last_error"]
     readonly_fields = [f.name for f in SyncState._meta.fields]
+
+
+class DeliveryInline(admin.TabularInline):
+    model = OutboundDelivery
+    fields = ("change", "state", "attempts", "next_attempt_at", "last_status", "last_error", "delivered_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-id"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Outbound webhooks with their delivery log; the secret is never shown after creation."""
+
+    list_display = ["id", "integration", "url", "active", "failing_since"]
+    list_filter = ["active", "integration"]
+    exclude = ["secret"]
+    readonly_fields = ["owner", "integration", "created_at", "failing_since"]
+    inlines = [DeliveryInline]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False  # made through the API, which shows the secret once
+
+
+@admin.register(ChangeEvent)
+class ChangeEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "occurred_at", "integration", "entity", "remote_id", "action"]
+    list_filter = ["action", "integration"]
+    readonly_fields = [f.name for f in ChangeEvent._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

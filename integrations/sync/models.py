@@ -71,3 +71,72 @@ class SyncState(models.Model):
 
     def __str__(self) -> str:
         return f"sync of {self.integration_id}"
+
+
+class ChangeEvent(models.Model):
+    """One change the mirror saw (created, updated, deleted), in order: the feed's cursor is the id."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    entity = models.CharField(max_length=32, default="employee")
+    remote_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=12)  # created / updated / deleted
+    fields = models.JSONField(default=list, blank=True)  # the unified fields that changed
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.integration_id}/{self.remote_id} {self.action}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.pk,
+            "integration": self.integration_id,
+            "entity": self.entity,
+            "remote_id": self.remote_id,
+            "action": self.action,
+            "fields": self.fields,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+
+class Subscription(models.Model):
+    """An outbound webhook: the mirror's changes POSTed to ``url``, signed as Standard Webhooks says."""
+
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=500)
+    # "whsec_" + base64 key (Standard Webhooks); shown once when the subscription is created.
+    secret = models.CharField(max_length=100, editable=False)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.integration_id} -> {self.url}"
+
+
+class OutboundDelivery(models.Model):
+    """One change for one subscription: delivered, waiting for its next attempt, or given up."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
+    change = models.ForeignKey(ChangeEvent, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_status = models.IntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "change"], name="sync_one_delivery_per_change")]
+
+    def __str__(self) -> str:
+        return f"change {self.change_id} to subscription {self.subscription_id}: {self.state}"

@@ -9,22 +9,36 @@ provider's own latest state).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import httpx
 from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
 
 from connectors.errors import ConnectorError
 from connectors.http import bamboohr_webhooks
+from connectors.http.transport import checked_transport
 from integrations import services
 from integrations.models import Integration
-from integrations.sync.models import MirroredEmployee, SyncState, WebhookDelivery
+from integrations.sync.models import (
+    ChangeEvent,
+    MirroredEmployee,
+    OutboundDelivery,
+    Subscription,
+    SyncState,
+    WebhookDelivery,
+)
+from integrations.target_policy import target_policy
 
 log = logging.getLogger(__name__)
 
@@ -84,35 +98,59 @@ def receive(integration_id: str, headers: Mapping[str, str], body: bytes) -> tup
 
 # --- the mirror ----------------------------------------------------------------------------------
 def _upsert(integration: Integration, employees: Iterable[Any], *, at: dt.datetime) -> int:
+    """Write each employee's current state; a real change (new, different, or back from a tombstone)
+    becomes a ChangeEvent for the feed and the subscribers."""
     count = 0
+    changes: list[ChangeEvent] = []
     for employee in employees:
         row = employee.as_dict()
         raw = row.pop("raw", None) or {}
-        remote_updated = _parse_time(raw.get("lastChanged"))
-        for _attempt in range(2):  # two workers inserting the same new employee: the second updates
-            try:
-                MirroredEmployee.objects.update_or_create(
-                    integration=integration,
-                    remote_id=str(employee.id),
-                    defaults={
-                        "data": row,
-                        "raw": raw,
-                        "remote_updated_at": remote_updated,
-                        "synced_at": at,
-                        "deleted_at": None,
-                    },
-                )
-                break
-            except IntegrityError:
-                continue
+        remote_id = str(employee.id)
+        values = {
+            "data": row,
+            "raw": raw,
+            "remote_updated_at": _parse_time(raw.get("lastChanged")),
+            "synced_at": at,
+            "deleted_at": None,
+        }
+        with transaction.atomic():
+            current = (
+                MirroredEmployee.objects.select_for_update()
+                .filter(integration=integration, remote_id=remote_id)
+                .first()
+            )
+            if current is None:
+                try:
+                    with transaction.atomic():  # two workers inserting the same new employee
+                        MirroredEmployee.objects.create(integration=integration, remote_id=remote_id, **values)
+                    changes.append(_change(integration, remote_id, "created", sorted(row)))
+                except IntegrityError:
+                    MirroredEmployee.objects.filter(integration=integration, remote_id=remote_id).update(**values)
+            else:
+                differ = sorted(k for k in set(row) | set(current.data) if row.get(k) != current.data.get(k))
+                if differ or current.deleted_at is not None:
+                    changes.append(_change(integration, remote_id, "updated", differ))
+                for name, value in values.items():
+                    setattr(current, name, value)
+                current.save()
         count += 1
+    _publish(changes)
     return count
 
 
+def _change(integration: Integration, remote_id: str, action: str, fields: list[str]) -> ChangeEvent:
+    return ChangeEvent(integration=integration, remote_id=remote_id, action=action, fields=fields)
+
+
 def _tombstone(integration: Integration, remote_ids: Iterable[str], *, at: dt.datetime) -> int:
-    return MirroredEmployee.objects.filter(
-        integration=integration, remote_id__in=list(remote_ids), deleted_at__isnull=True
-    ).update(deleted_at=at, synced_at=at)
+    with transaction.atomic():
+        living = MirroredEmployee.objects.select_for_update().filter(
+            integration=integration, remote_id__in=list(remote_ids), deleted_at__isnull=True
+        )
+        gone = list(living.values_list("remote_id", flat=True))
+        MirroredEmployee.objects.filter(integration=integration, remote_id__in=gone).update(deleted_at=at, synced_at=at)
+    _publish([_change(integration, remote_id, "deleted", []) for remote_id in gone])
+    return len(gone)
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -214,3 +252,115 @@ def status(integration: Integration) -> dict[str, Any]:
 
 def record_failure(integration_id: str, exc: ConnectorError) -> None:
     SyncState.objects.filter(integration_id=integration_id).update(last_error=f"{exc.category.value}: {exc.message}")
+
+
+# --- the change feed and outbound webhooks -------------------------------------------------------
+# Attempts after the first, in seconds: about 15 hours in all (Standard Webhooks' suggested schedule),
+# then the delivery is failed and the subscription marked failing.
+RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000)
+FEED_PAGE = 500
+
+
+def _publish(changes: list[ChangeEvent]) -> None:
+    """Store the changes; each active subscription of their integration gets a pending delivery, sent
+    after commit by a worker."""
+    if not changes:
+        return
+    with transaction.atomic():
+        saved = ChangeEvent.objects.bulk_create(changes)  # ids set (PostgreSQL, MariaDB, SQLite >= 3.35)
+        by_integration: dict[str, list[ChangeEvent]] = {}
+        for change in saved:
+            by_integration.setdefault(change.integration_id, []).append(change)
+        pending = [
+            OutboundDelivery(subscription=subscription, change=change)
+            for integration_id, found in by_integration.items()
+            for subscription in Subscription.objects.filter(integration_id=integration_id, active=True)
+            for change in found
+        ]
+        if pending:
+            OutboundDelivery.objects.bulk_create(pending, ignore_conflicts=True)
+            transaction.on_commit(lambda: current_app.signature("sync.deliver_pending").apply_async(), robust=True)
+
+
+def feed(integrations: Any, cursor: int, limit: int = FEED_PAGE) -> dict[str, Any]:
+    """Changes after ``cursor`` (an id from an earlier page; 0 from the start) of these integrations."""
+    rows = list(ChangeEvent.objects.filter(integration__in=integrations, pk__gt=cursor).order_by("pk")[:limit])
+    return {
+        "changes": [row.as_dict() for row in rows],
+        "next_cursor": rows[-1].pk if rows else cursor,
+        "has_more": len(rows) == limit,
+    }
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def deliver_pending(*, now: dt.datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Send what is due, oldest first, one POST per change, signed with the subscription's secret."""
+    now = now or timezone.now()
+    due = list(
+        OutboundDelivery.objects.select_related("subscription", "change")
+        .filter(state=OutboundDelivery.State.PENDING, next_attempt_at__lte=now, subscription__active=True)
+        .order_by("change_id")[:limit]
+    )
+    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    if not due:
+        return counts
+    with httpx.Client(transport=checked_transport(target_policy()), timeout=10, follow_redirects=False) as client:
+        for delivery in due:
+            # Claim it: another worker that picked the same row leaves it alone.
+            claimed = OutboundDelivery.objects.filter(
+                pk=delivery.pk, state=OutboundDelivery.State.PENDING, attempts=delivery.attempts
+            ).update(attempts=delivery.attempts + 1, next_attempt_at=now + dt.timedelta(minutes=5))
+            if not claimed:
+                continue
+            delivery.attempts += 1
+            body = json.dumps(
+                {"type": f"{delivery.change.entity}.{delivery.change.action}", **delivery.change.as_dict()}
+            )
+            message_id = f"msg_{delivery.change_id}"
+            sent_at = timezone.now()
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": message_id,
+                "webhook-timestamp": str(int(sent_at.timestamp())),
+                "webhook-signature": Webhook(delivery.subscription.secret).sign(message_id, sent_at, body),
+            }
+            status, error = 0, ""
+            try:
+                status = client.post(delivery.subscription.url, content=body, headers=headers).status_code
+            except ConnectorError as exc:  # refused by the network policy
+                error = exc.message[:200]
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+            outcome = _settle(delivery, status, error, now=now)
+            counts[outcome] += 1
+    return counts
+
+
+def _settle(delivery: OutboundDelivery, status: int, error: str, *, now: dt.datetime) -> str:
+    subscription = delivery.subscription
+    if 200 <= status < 300:
+        OutboundDelivery.objects.filter(pk=delivery.pk).update(
+            state=OutboundDelivery.State.DELIVERED, delivered_at=now, last_status=status, last_error=""
+        )
+        Subscription.objects.filter(pk=subscription.pk).update(failing_since=None)
+        return "delivered"
+    retries = delivery.attempts - 1
+    give_up = retries >= len(RETRY_SCHEDULE)
+    OutboundDelivery.objects.filter(pk=delivery.pk).update(
+        state=OutboundDelivery.State.FAILED if give_up else OutboundDelivery.State.PENDING,
+        last_status=status or None,
+        last_error=error or f"HTTP {status}",
+        next_attempt_at=now + dt.timedelta(seconds=0 if give_up else RETRY_SCHEDULE[retries]),
+    )
+    Subscription.objects.filter(pk=subscription.pk, failing_since__isnull=True).update(failing_since=now)
+    return "failed" if give_up else "retrying"
+
+
+def replay(delivery_id: int) -> None:
+    """Send a delivery again (a failed or delivered one): pending now, with a fresh retry budget."""
+    OutboundDelivery.objects.filter(pk=delivery_id).update(
+        state=OutboundDelivery.State.PENDING, attempts=0, next_attempt_at=timezone.now()
+    )

@@ -54,3 +54,9 @@ def reconcile_all(self: Any) -> int:
     for integration_id in ids:
         reconcile.delay(integration_id)
     return len(ids)
+
+
+@hub_task("sync.deliver_pending", max_retries=0, soft_time_limit=240, time_limit=270, ignore_result=True)
+def deliver_pending(self: Any) -> dict[str, int]:
+    """Outbound webhooks that are due; beat runs it too, for retries whose time has come."""
+    return services.deliver_pending()
