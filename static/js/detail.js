@@ -52,7 +52,15 @@
     } finally {
       button.disabled = false;
       button.removeAttribute("aria-busy");
+      syncButtons(root.dataset.status);
     }
+  }
+
+  // Connect is off while connected or connecting, Disconnect while disconnected.
+  function syncButtons(status) {
+    document.querySelectorAll("[data-disabled-when]").forEach(function (button) {
+      button.disabled = button.dataset.disabledWhen.split(" ").indexOf(status) >= 0;
+    });
   }
 
   // ---- live updates --------------------------------------------------------------------------
@@ -64,6 +72,7 @@
     line.textContent = message || "";
     line.hidden = status === "connected" || !message;
     document.querySelector('[data-role="reconnect"]').hidden = status !== "reconnect_required";
+    syncButtons(status);
   }
 
   function addEventRow(event) {

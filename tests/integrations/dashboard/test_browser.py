@@ -208,10 +208,18 @@ def test_live_status_label_is_the_models_label(ui: UI, operator: Any) -> None:
     expect(badge).to_have_text(Status.DISCONNECTED.label)
     expect(page.locator("#live-indicator")).to_have_text("Live")
     page.evaluate("window.__sameDocument = true")
+    connect, disconnect = (
+        page.locator("form[data-action=connect] button").first,
+        page.locator("form[data-action=disconnect] button"),
+    )
+    expect(disconnect).to_be_disabled()  # nothing to disconnect yet
 
-    page.locator("form[data-action=connect] button").first.click()
+    connect.click()
     expect(badge).to_have_attribute("data-status", Status.CONNECTING.value)
     expect(badge).to_have_text(Status.CONNECTING.label)
+    # The buttons follow the live status: connecting already, Disconnect can stop it.
+    expect(connect).to_be_disabled()
+    expect(disconnect).to_be_enabled()
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
     page_labels = page.evaluate("JSON.parse(document.getElementById('status-labels').textContent)")
     assert page_labels == {value: str(label) for value, label in Status.choices}

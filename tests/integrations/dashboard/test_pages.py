@@ -286,3 +286,24 @@ def test_the_admin_names_the_hubs_icon_and_links_back_to_the_dashboard(users: Si
     response = Client().get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
     assert finders.find("favicon.svg")
+
+
+@pytest.mark.parametrize(
+    ("status", "connect_off", "disconnect_off"),
+    [("disconnected", False, True), ("connecting", True, False), ("connected", True, False), ("error", False, False)],
+)
+def test_connect_and_disconnect_are_offered_only_when_they_can_do_something(
+    users: SimpleNamespace, status: str, connect_off: bool, disconnect_off: bool
+) -> None:
+    integration = make_bamboohr(users.owner)
+    Integration.objects.filter(pk=integration.pk).update(status=status)
+    page = client_as(users.owner).get("/integrations/hr_main").content.decode()
+
+    def button(action: str) -> str:
+        found = re.search(rf'data-action="{action}">.*?(<button[^>]*>)', page, re.S)
+        assert found, action
+        return found.group(1)
+
+    assert (" disabled" in button("connect")) is connect_off
+    assert (" disabled" in button("disconnect")) is disconnect_off
+    assert " disabled" not in button("test")
