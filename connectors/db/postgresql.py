@@ -234,9 +234,10 @@ class PostgreSQLConnector(DatabaseConnector):
         A table allow-list alone is not enforced here (the tools' sqlglot check names what it refuses)."""
         if not scope.role:
             return work(False)
-        connection.execute("BEGIN" if write else "BEGIN READ ONLY")
+        # One message, one round trip: without parameters psycopg sends it as a simple query.
+        begin = sql.SQL("BEGIN" if write else "BEGIN READ ONLY")
         try:
-            connection.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(scope.role)))
+            connection.execute(sql.SQL("{}; SET LOCAL ROLE {}").format(begin, sql.Identifier(scope.role)))
             result = work(True)
         except BaseException:
             if not connection.closed and connection.info.transaction_status != pq.TransactionStatus.IDLE:

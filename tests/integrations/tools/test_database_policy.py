@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from connectors.db.base import CallScope
 from connectors.errors import ConnectorError
 from integrations import services
 from integrations.agents.access import DatabaseRules, Grant
@@ -168,6 +169,29 @@ def test_postgresql_runs_as_the_role_and_sqlglot_names_the_column(pg, pg_hub, po
 
     assert database.list_tables(ctx, pg_hub.id)["tables"] == [table]
     assert [c["name"] for c in database.describe_table(ctx, pg_hub.id, table)["columns"]] == ["id", "name"]
+
+
+def test_a_postgresql_read_as_the_role_is_refused_by_the_server_and_leaves_the_connection_clean(pg, pg_hub) -> None:
+    """The connector alone (no sqlglot layer): a read under the role (BEGIN READ ONLY and SET LOCAL
+    ROLE in one message, the query, ROLLBACK): the server refuses a column the role lacks and any
+    write, and the one pooled connection comes back as postgres, outside any transaction."""
+    conn, table, role = pg
+    connector = services.connector_for(pg_hub)
+    scope = CallScope(role=role)
+    assert connector.fetch(f"SELECT name, current_user AS who FROM {table} ORDER BY id", scope=scope).rows == [
+        {"name": "Ada", "who": role},
+        {"name": "Grace", "who": role},
+    ]
+    with pytest.raises(ConnectorError) as caught:
+        connector.fetch(f"SELECT salary FROM {table}", scope=scope)
+    assert caught.value.category.value == "permission" and "permission denied" in str(caught.value)
+    with pytest.raises(ConnectorError) as caught:  # the role may update name, but a read is read-only
+        connector.fetch(f"UPDATE {table} SET name = 'x' WHERE id = 1 RETURNING id", scope=scope)
+    assert "read-only" in str(caught.value)
+    assert conn.execute(f"SELECT name FROM {table} WHERE id = 1").fetchone() == ("Ada",)
+    assert connector.fetch("SELECT current_user AS who, now() = statement_timestamp() AS fresh").rows == [
+        {"who": "postgres", "fresh": True}
+    ]
 
 
 def test_an_over_privileged_postgresql_role_is_flagged_and_refused_until_fixed(pg, pg_hub, policed_ctx) -> None:
