@@ -16,6 +16,9 @@ reverse)`` makes deterministic pseudonyms (HMAC-SHA256 under the hub's key) for 
 e-mails, so an agent can join records without seeing them; every pseudonym it mints is written to
 ``reverse`` (a mapping the caller keeps — the Django side stores it) so the hub can map a pseudonym
 back for a write.
+
+Presidio (and tldextract) are imported by the first ``Redactor``, not by this module: a process that
+only builds policies (the web process, reading a profile) never pays for them.
 """
 
 from __future__ import annotations
@@ -24,58 +27,78 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import tldextract
-from presidio_analyzer import EntityRecognizer, RecognizerResult
-from presidio_analyzer.predefined_recognizers import (
-    AbaRoutingRecognizer,
-    CreditCardRecognizer,
-    EmailRecognizer,
-    IbanRecognizer,
-    PhoneRecognizer,
-    UkNinoRecognizer,
-    UsBankRecognizer,
-    UsItinRecognizer,
-    UsPassportRecognizer,
-    UsSsnRecognizer,
-)
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from connectors.errors import Category, ConnectorError
 
+if TYPE_CHECKING:
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
 Action = Literal["mask", "pseudonym"]
-
-# tldextract with its bundled public suffix list: no download at run time.
-_OFFLINE_TLD = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
-class _OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
-    def validate_result(self, pattern_text: str) -> bool:
-        return _OFFLINE_TLD(pattern_text).fqdn != ""
-
 
 # Numbers written the national way are found for these regions; a number written with its
 # country code (+44 ...) is found whatever the regions. Each region costs ~0.7 ms per text with
 # digits (libphonenumber's matcher), so the default is one.
 PHONE_REGIONS = ("US",)
 
-# entity -> (recognizer factory, default minimum score). Scores are Presidio's own, without context.
-RECOGNIZERS: dict[str, tuple[Callable[[RedactionPolicy], EntityRecognizer], float]] = {
-    "US_SSN": (lambda _: UsSsnRecognizer(), 0.3),
-    "UK_NINO": (lambda _: UkNinoRecognizer(), 0.3),
-    "US_ITIN": (lambda _: UsItinRecognizer(), 0.3),
-    "US_PASSPORT": (lambda _: UsPassportRecognizer(), 0.1),
-    "IBAN_CODE": (lambda _: IbanRecognizer(), 0.5),
-    "US_BANK_NUMBER": (lambda _: UsBankRecognizer(), 0.05),  # 8-17 digits: very broad, off by default
-    "ABA_ROUTING_NUMBER": (lambda _: AbaRoutingRecognizer(), 0.3),
-    "CREDIT_CARD": (lambda _: CreditCardRecognizer(), 0.5),
-    "PHONE_NUMBER": (lambda policy: PhoneRecognizer(supported_regions=policy.phone_regions), 0.3),
-    "EMAIL_ADDRESS": (lambda _: _OfflineEmailRecognizer(), 0.5),
+# entity -> default minimum score (Presidio's own, without context). The recognizers themselves come
+# from ``_recognizers()``: presidio takes seconds to import, and only a process that redacts needs it
+# (a web process that builds a profile's RedactionPolicy does not).
+MIN_SCORES: dict[str, float] = {
+    "US_SSN": 0.3,
+    "UK_NINO": 0.3,
+    "US_ITIN": 0.3,
+    "US_PASSPORT": 0.1,
+    "IBAN_CODE": 0.5,
+    "US_BANK_NUMBER": 0.05,  # 8-17 digits: very broad, off by default
+    "ABA_ROUTING_NUMBER": 0.3,
+    "CREDIT_CARD": 0.5,
+    "PHONE_NUMBER": 0.3,
+    "EMAIL_ADDRESS": 0.5,
 }
 # Every entity but e-mail is mostly digits (the shortest, a UK NINO, has 6): a text with fewer is
 # not run through them, which keeps ordinary notes ("Family trip") nearly free.
 _MIN_DIGITS = 6
 DEFAULT_ENTITIES = ("US_SSN", "UK_NINO", "US_ITIN", "IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER", "EMAIL_ADDRESS")
+
+
+@cache
+def _recognizers() -> dict[str, Callable[[RedactionPolicy], EntityRecognizer]]:
+    """entity -> recognizer factory (imports presidio and tldextract on first use)."""
+    import tldextract
+    from presidio_analyzer.predefined_recognizers import (
+        AbaRoutingRecognizer,
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        PhoneRecognizer,
+        UkNinoRecognizer,
+        UsBankRecognizer,
+        UsItinRecognizer,
+        UsPassportRecognizer,
+        UsSsnRecognizer,
+    )
+
+    # tldextract with its bundled public suffix list: no download at run time.
+    offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    class _OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool:
+            return offline_tld(pattern_text).fqdn != ""
+
+    return {
+        "US_SSN": lambda _: UsSsnRecognizer(),
+        "UK_NINO": lambda _: UkNinoRecognizer(),
+        "US_ITIN": lambda _: UsItinRecognizer(),
+        "US_PASSPORT": lambda _: UsPassportRecognizer(),
+        "IBAN_CODE": lambda _: IbanRecognizer(),
+        "US_BANK_NUMBER": lambda _: UsBankRecognizer(),
+        "ABA_ROUTING_NUMBER": lambda _: AbaRoutingRecognizer(),
+        "CREDIT_CARD": lambda _: CreditCardRecognizer(),
+        "PHONE_NUMBER": lambda policy: PhoneRecognizer(supported_regions=policy.phone_regions),
+        "EMAIL_ADDRESS": lambda _: _OfflineEmailRecognizer(),
+    }
 
 
 @dataclass(frozen=True)
@@ -91,9 +114,9 @@ class RedactionPolicy:
     phone_regions: tuple[str, ...] = PHONE_REGIONS
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.entities) - set(RECOGNIZERS))
+        unknown = sorted(set(self.entities) - set(MIN_SCORES))
         if unknown:
-            raise ValueError(f"unknown PII entities: {', '.join(unknown)}; use {', '.join(RECOGNIZERS)}")
+            raise ValueError(f"unknown PII entities: {', '.join(unknown)}; use {', '.join(MIN_SCORES)}")
         for entity, action in self.actions.items():
             if action not in ("mask", "pseudonym") or (action == "pseudonym" and entity != "EMAIL_ADDRESS"):
                 raise ValueError(f"{entity}: action must be 'mask' ('pseudonym' is for EMAIL_ADDRESS)")
@@ -161,10 +184,11 @@ class Redactor:
         if wants_pseudonyms and pseudonyms is None:
             raise ValueError("a pseudonym action needs a Pseudonymizer")
         self.pseudonyms = pseudonyms
-        self._recognizers = [(e, RECOGNIZERS[e][0](self.policy), self._threshold(e)) for e in self.policy.entities]
+        factories = _recognizers()
+        self._recognizers = [(e, factories[e](self.policy), self._threshold(e)) for e in self.policy.entities]
 
     def _threshold(self, entity: str) -> float:
-        return self.policy.min_scores.get(entity, RECOGNIZERS[entity][1])
+        return self.policy.min_scores.get(entity, MIN_SCORES[entity])
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings, left to right (on overlap the longer, then the surer, wins)."""

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from connectors.datapolicy.hris_fields import FieldAccess
 from connectors.datapolicy.hris_scope import RecordScope
+from connectors.datapolicy.pii import RedactionPolicy  # presidio is imported only by a Redactor
 from connectors.db.sqlite_authorizer import AllowList
-
-if TYPE_CHECKING:  # presidio takes seconds to import: only the process that redacts pays for it
-    from connectors.datapolicy.pii import RedactionPolicy
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from connectors.datapolicy.hris_fields import FieldAccess
 from connectors.datapolicy.hris_scope import RecordScope
+from connectors.datapolicy.pii import RedactionPolicy
 from integrations.agents.access import AgentAccess, DatabaseRules, Grant, HrisRules, Quotas
 from integrations.agents.models import AgentProfile, CustomFieldClass, ProfileGrant
 
@@ -15,9 +16,7 @@ def _hris_rules(grant: ProfileGrant, classes: dict[str, str]) -> HrisRules:
     scope = rules.get("scope") or {}
     redact = rules.get("redact", False)
     redaction = None
-    if redact:
-        from connectors.datapolicy.pii import RedactionPolicy  # presidio: only for profiles that redact
-
+    if redact:  # a plain policy: presidio is imported only by a Redactor, where text is redacted
         redaction = RedactionPolicy() if redact is True else RedactionPolicy(entities=tuple(redact))
     if not rules.get("classes") and not rules.get("fields"):
         # No field rule: every class (today's behaviour for a grant without HRIS rules).
