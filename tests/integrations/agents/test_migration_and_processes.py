@@ -4,6 +4,7 @@ MCP (the SDK's own client over stdio) lists only the profile's tools and refuses
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -155,6 +156,15 @@ def test_mcp_lists_only_the_profiles_tools_and_refuses_another(hr_sandbox, make_
     assert Integration.objects.filter(pk=hr.pk).exists()
 
 
+_SUCCEEDED = re.compile(r"Task \S+\[([0-9a-f-]{36})\] succeeded")
+
+
+def _ran_all(workers, task_ids: set[str]) -> dict[str, set[str]] | None:
+    """worker node -> the given tasks its log says it ran; None until every task is named."""
+    ran = {w.node: set(_SUCCEEDED.findall(w.log_path.read_text(errors="replace"))) & task_ids for w in workers}
+    return ran if set().union(*ran.values()) == task_ids else None
+
+
 @pytest.mark.slow  # two Celery workers
 @pytest.mark.django_db(transaction=True)
 def test_rows_counted_by_two_workers_share_one_daily_quota(hr_sandbox, make_hr_integration, celery_worker_factory):
@@ -164,19 +174,27 @@ def test_rows_counted_by_two_workers_share_one_daily_quota(hr_sandbox, make_hr_i
     profile = AgentProfile.objects.create(name="rows-two-workers", rows_per_day=9)
     profile.grants.create(integration=hr, access="read")
     token, _raw = AgentToken.issue(name="rows-agent", profile=profile)
-    celery_worker_factory("rows-a", concurrency=1)
-    celery_worker_factory("rows-b", concurrency=1)
+    workers = [celery_worker_factory("rows-a", concurrency=1), celery_worker_factory("rows-b", concurrency=1)]
     agent = Principal.for_token(token)
     body = {"connector_id": hr.pk, "resource": "employees", "limit": 2}
-    started = [invoke("query_hris", body, agent, via="rest", wait=False) for _ in range(6)]
-    assert all(s["status"] == "running" for s in started)
-    ids = [s["call_id"] for s in started]
-    wait_until(
-        lambda: ToolCall.objects.filter(pk__in=ids, finished_at__isnull=False).count() == 6, 60, what="six calls"
-    )
+    hr_sandbox.slow(0.3)  # each call outlasts the enqueueing of the six: one worker cannot drain them alone
+    try:
+        started = [invoke("query_hris", body, agent, via="rest", wait=False) for _ in range(6)]
+        assert all(s["status"] == "running" for s in started)
+        ids = [s["call_id"] for s in started]
+        wait_until(
+            lambda: ToolCall.objects.filter(pk__in=ids, finished_at__isnull=False).count() == 6, 60, what="six calls"
+        )
+    finally:
+        hr_sandbox.slow(0)
     calls = ToolCall.objects.filter(pk__in=ids)
     assert {c.outcome for c in calls} == {"ok"} and sum(c.row_count for c in calls) == 12
-    assert len({c.task_id for c in calls}) == 6
+    task_ids = {c.task_id for c in calls}
+    assert len(task_ids) == 6
+    # Each worker's own log names the calls it ran: every call ran exactly once, and both took some.
+    ran = wait_until(lambda: _ran_all(workers, task_ids), 20, what="the workers' logs to name the six calls")
+    assert all(ran[w.node] for w in workers), {node: len(found) for node, found in ran.items()}
+    assert sorted(t for found in ran.values() for t in found) == sorted(task_ids)
     left = quotas.remaining(quota_key(profile), quotas.Quotas(rows_per_day=9))["rows_per_day"]
     assert left["remaining"] == 0  # 12 rows against 9: spent, never negative
     refused = invoke("query_hris", body, agent, via="rest", wait=True, timeout=30)
