@@ -251,6 +251,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,  # write-only credentials appear only in request bodies
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Three choice sets are called "state" (an operation's, an uptime state, a webhook delivery's): named apart.
+    "ENUM_NAME_OVERRIDES": {
+        "OperationStateEnum": ["pending", "running", "succeeded", "failed"],
+        "UptimeStateEnum": ["up", "down", "unmonitored"],
+        "DeliveryStateEnum": "integrations.sync.models.OutboundDelivery.State",
+    },
 }
 
 # Hub behaviour.

@@ -30,7 +30,7 @@ PRESETS: dict[str, OAuth2Preset] = {
         token_url="https://{subdomain}.bamboohr.com/token.php?request=token",
         params=("subdomain",),
         # offline_access: BambooHR issues a refresh token only with it. No openid: BambooHR documents no
-        # discovery document or JWKS (../shared/bamboohr/README.md §2.2), so its id_token could not be
+        # discovery document or JWKS (its OAuth 2.0 documentation), so its id_token could not be
         # checked, and the hub has no use for one; an operator whose tenant publishes an issuer can add
         # openid with oauth2.issuer, and the id_token is then validated.
         scopes=("offline_access", "employee", "employee_directory"),

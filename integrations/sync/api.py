@@ -17,6 +17,8 @@ from typing import Any
 
 from celery import current_app
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.request import Request
@@ -33,6 +35,15 @@ def _visible(request: Request) -> Any:
     return Integration.objects.visible_to(request.user)
 
 
+@extend_schema(
+    summary="Changes the mirrors saw, in order (resume with next_cursor)",
+    parameters=[
+        OpenApiParameter("cursor", int, description="The next_cursor of the previous page; 0 from the start."),
+        OpenApiParameter("integration", str, description="Only this integration's changes."),
+        OpenApiParameter("limit", int, description=f"At most this many (1-{services.FEED_PAGE})."),
+    ],
+    responses={200: OpenApiTypes.OBJECT},
+)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def changes(request: Request) -> Response:
@@ -47,6 +58,9 @@ def changes(request: Request) -> Response:
     return Response(services.feed(integrations, cursor, limit))
 
 
+@extend_schema(
+    summary="The mirror of an integration: counts, full sync, webhooks", responses={200: OpenApiTypes.OBJECT}
+)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def mirror_status(request: Request, integration_id: str) -> Response:
@@ -54,6 +68,9 @@ def mirror_status(request: Request, integration_id: str) -> Response:
     return Response(services.status(integration))
 
 
+@extend_schema(
+    summary="Start a full sync of the mirror in a worker", request=None, responses={202: OpenApiTypes.OBJECT}
+)
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated])
 def resync(request: Request, integration_id: str) -> Response:

@@ -39,6 +39,7 @@ from integrations.sync.models import (
     WebhookDelivery,
 )
 from integrations.target_policy import target_policy
+from integrations.tools import scope_cache
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +267,9 @@ def _publish(changes: list[ChangeEvent]) -> None:
     after commit by a worker."""
     if not changes:
         return
+    # A record scope's cached employee ids may have changed with them (an employee moved department).
+    for integration_id in {c.integration_id for c in changes}:
+        scope_cache.forget(integration_id)
     with transaction.atomic():
         saved = ChangeEvent.objects.bulk_create(changes)  # ids set (PostgreSQL, MariaDB, SQLite >= 3.35)
         by_integration: dict[str, list[ChangeEvent]] = {}

@@ -26,6 +26,7 @@ from django.utils import timezone
 from integrations import services
 from integrations.agents.models import AgentProfile, GrantAccess, ProfileGrant
 from integrations.models import Integration
+from integrations.sync.models import ChangeEvent, OutboundDelivery, Subscription
 from integrations.tools.models import ToolCall, WriteIntent
 from tests import factories
 
@@ -83,6 +84,12 @@ def world(django_user_model: Any) -> dict[str, Any]:
         fingerprint="0" * 64,
         lease_until=timezone.now() + timedelta(minutes=1),
     )
+    # The HR mirror's feed, a subscription with one delivery (its replay is a POST).
+    change = ChangeEvent.objects.create(integration=integration, remote_id="7", action="created")
+    subscription = Subscription.objects.create(
+        owner=owner, integration=integration, url="https://subscriber.example.com/hook", secret="whsec_walk"
+    )
+    delivery = OutboundDelivery.objects.create(subscription=subscription, change=change)
     return {
         "owner": owner,
         "staff": staff,
@@ -90,6 +97,8 @@ def world(django_user_model: Any) -> dict[str, Any]:
         "operation_id": operation,
         "call_id": call.pk,
         "profile_id": profile.pk,
+        "subscription_id": subscription.pk,
+        "delivery_id": delivery.pk,
     }
 
 
@@ -105,12 +114,15 @@ def _kwargs(name: str, params: list[str], world: dict[str, Any]) -> list[dict[st
         "uidb64": ["MQ"],
         "token": ["set-password"],
         "id": [world["owner"].pk],  # the admin's password form of a user
+        "delivery_id": [world["delivery_id"]],
     }
     if "pk" in params:
         if name.startswith("tools-"):
             samples["pk"] = [world["call_id"]]
         elif name.startswith(("agents:", "agent-profile-")):
             samples["pk"] = [world["profile_id"]]
+        elif name.startswith("sync:subscription-"):
+            samples["pk"] = [world["subscription_id"]]
         else:
             samples["pk"] = [world["integration_id"]]
     if "object_id" in params:
@@ -171,4 +183,12 @@ def test_every_get_route_changes_nothing(
     for path in ("/agents", f"/agents/{profile_id}", f"/api/agent-profiles/{profile_id}/quota"):
         assert path in walked, path
     assert {"/api/agent-profiles", f"/api/agent-profiles/{profile_id}"} <= {p.rstrip("/") for p in walked}
+    # The mirror's routes, those that start work (resync, replay) among them.
+    integration_id, subscription_id = world["integration_id"], world["subscription_id"]
+    for path in (
+        f"/api/integrations/{integration_id}/mirror/resync",
+        f"/api/subscriptions/{subscription_id}/deliveries/{world['delivery_id']}/replay",
+        f"/hooks/bamboohr/{integration_id}/",
+    ):
+        assert path in walked, path
     assert Integration.objects.get(pk=world["integration_id"]).status == "disconnected"

@@ -25,7 +25,7 @@ def test_create_then_read_back(alice, path):
     assert created["auth_type"] == "api_key"  # the kind's first auth type when none is given
     assert created["status"] == "disconnected"
     assert created["config"] == {"subdomain": "acme"}
-    assert created["secrets"] == {"api_key": True, "client_secret": False}
+    assert created["secrets"] == {"api_key": True, "client_secret": False, "webhook_private_key": False}
     assert created["url"] == f"http://testserver/api/integrations/{created['id']}"
     assert alice.get(f"/api/integrations/{created['id']}").json() == created
     # The service layer wrote the history.
@@ -352,7 +352,11 @@ def test_the_fast_representation_equals_drfs(people, client_for, make_integratio
         assert detail.pop("availability") == services.availability(integration)
         assert detail == expected
     assert listed["full"]["shared_with"] == ["analysts", "ops"]
-    assert listed["bare"]["owner"] is None and listed["bare"]["secrets"] == {"api_key": False, "client_secret": False}
+    assert listed["bare"]["owner"] is None and listed["bare"]["secrets"] == {
+        "api_key": False,
+        "client_secret": False,
+        "webhook_private_key": False,
+    }
 
 
 def test_swagger_ui_works_offline(people, settings):

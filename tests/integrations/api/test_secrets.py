@@ -64,10 +64,10 @@ def _assert_clean(content: bytes, where: str) -> None:
 
 def test_responses_say_which_secrets_are_set_never_their_values(with_secrets, people):
     body = with_secrets.get("/api/integrations/bamboo").json()
-    assert body["secrets"] == {"api_key": True, "client_secret": False}
+    assert body["secrets"] == {"api_key": True, "client_secret": False, "webhook_private_key": False}
     assert "credentials" not in body
     oauth = with_secrets.get("/api/integrations/bamboo_oauth").json()
-    assert oauth["secrets"] == {"api_key": False, "client_secret": True}
+    assert oauth["secrets"] == {"api_key": False, "client_secret": True, "webhook_private_key": False}
     # The secret was stored (encrypted) and the rotation took effect.
     assert Integration.objects.get(pk="bamboo").credentials["api_key"] == BAMBOO_API_KEY + "-rotated"
 

@@ -192,3 +192,24 @@ def test_beat_reconciles_every_mirror_and_only_those(sandbox: BambooHRSandbox, s
     assert reconcile_all.apply().get() == 1
     assert _preferred(mirrored, "6") == "Beat"
     assert not MirroredEmployee.objects.filter(integration=plain).exists()
+
+
+def test_a_change_the_mirror_sees_drops_the_cached_record_scopes(sandbox: BambooHRSandbox) -> None:
+    from integrations.tools import scope_cache
+
+    integration = _hr(sandbox)
+    sync.full_sync(integration.id)
+    computed: list[int] = []
+
+    def compute() -> set[str]:
+        computed.append(1)
+        return {"1", "2"}
+
+    scope_cache.in_scope_ids(integration.id, "dept:Sales", compute)
+    scope_cache.in_scope_ids(integration.id, "dept:Sales", compute)
+    assert len(computed) == 1  # kept
+    with _api(sandbox) as api:
+        api.post("employees/2", json={"preferredName": "Moved"})
+    sync.refresh_employees(integration.id, ["2"])  # what a webhook delivery makes a worker do
+    scope_cache.in_scope_ids(integration.id, "dept:Sales", compute)
+    assert len(computed) == 2  # asked again after the change
