@@ -219,6 +219,9 @@ class DatabaseContract:
             lambda: self._insert(db, table, name="x"),
         ):
             assert self._error(call).category == Category.PERMISSION
+        # Refused by the connector before any connection is used, saying why (issue 26).
+        refusal = self._error(lambda: db.execute(f"DELETE FROM {quoted}"))
+        assert refusal.message == f"{db.label}: execute refused: this integration is read-only", refusal
         # The same writes sent as "queries" reach the database, which refuses them.
         for sql in (
             f"DELETE FROM {quoted}",
@@ -397,6 +400,24 @@ class DatabaseContract:
         time.sleep(0.1)
         assert self._insert(db, table, name="after-kill") == 1  # a write too
         assert self._count(spec, table) == 1
+
+    def test_a_read_on_a_connection_the_server_closed_is_replaced_within_the_call(
+        self, make: Make, spec: EngineSpec
+    ) -> None:
+        # Issue 26: the replacement happens inside one call, not by the runtime's retry (which would
+        # count a failed call, wait a backoff, and is off here).
+        if not spec.supports_kill:
+            pytest.skip("no server to kill connections")
+        assert spec.backend_id_sql
+        db = make(pool_size=1)
+        db.runtime.retry = RetryPolicy(max_retries=0)
+        first = db.query(spec.backend_id_sql)[0]["id"]
+        spec.kill(first)
+        time.sleep(0.1)
+        assert db.query(spec.backend_id_sql)[0]["id"] != first
+        assert db.query("SELECT 1 AS one") == [{"one": 1}]  # the new connection went back to the pool
+        snap = db.runtime.metrics.snapshot(db.runtime.key)  # type: ignore[union-attr]
+        assert (snap["total"], snap["failed"]) == (3, 0)
 
     def test_server_going_away_mid_query(self, make: Make, spec: EngineSpec) -> None:
         if not spec.supports_kill:

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from connectors.db.base import CallScope
 from connectors.db.postgresql import PostgreSQLConnector
+from connectors.errors import Category, ConnectorError
 from tests.connectors.db.db_contract import SECRET, DatabaseContract, EngineSpec
 
 
@@ -74,6 +76,34 @@ class PostgreSQLSpec(EngineSpec):
 
 class TestPostgreSQL(DatabaseContract):
     spec_class = PostgreSQLSpec
+
+    def test_a_read_under_a_role_runs_as_that_role_and_writes_nothing(self, make: Any, spec: Any, table: str) -> None:
+        # An agent profile's role (CallScope), on a WRITABLE integration: the read runs as the role and
+        # stays read-only though the role may delete (issue 26).
+        role = f"hub_reader_{uuid.uuid4().hex[:8]}"
+        spec.admin(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            spec.admin(f'GRANT SELECT, DELETE ON "{table}" TO {role}')
+            spec.admin(f"INSERT INTO \"{table}\" (name, qty) VALUES ('keep', 1)")
+            db = make(pool_size=1, read_only=False)
+            scope = CallScope(role=role)
+            got = db.fetch(
+                "SELECT current_user AS who, qty FROM " + db.quote(table) + " WHERE name = :n",
+                {"n": "keep"},
+                scope=scope,
+            )
+            assert got.rows == [{"who": role, "qty": 1}]
+            with pytest.raises(ConnectorError) as info:
+                db.fetch(f"DELETE FROM {db.quote(table)}", scope=scope)
+            assert info.value.category == Category.PERMISSION
+            assert spec.admin(f'SELECT count(*) FROM "{table}"') == [(1,)]
+            assert db.query("SELECT current_user AS who") == [{"who": spec.where["username"]}]  # the role ended
+        finally:
+            spec.admin(f'REVOKE ALL ON "{table}" FROM {role}')
+            spec.admin(f"DROP ROLE {role}")
+
+    def test_a_colon_inside_a_dollar_quoted_string_is_not_a_parameter(self, make: Any) -> None:
+        assert make().query("SELECT $$a:b$$ AS t") == [{"t": "a:b"}]
 
     def test_a_set_in_a_read_only_query_does_not_outlive_it(self, make: Any) -> None:
         """A plain SET (statement_timeout here) is undone before the connection serves anyone else."""

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connectors import Runtime, build
+from connectors.db.base import CallScope
 from connectors.errors import Category, ConnectorError
 from tests.connectors.db.db_contract import DatabaseContract, EngineSpec
 from tests.connectors.policies import local
@@ -71,6 +72,31 @@ class TestSQLite(DatabaseContract):
         with pytest.raises(ConnectorError) as info:
             db.query("SELECT salary FROM people")
         assert info.value.message.startswith("SQLite: ") and info.value.category == Category.PERMISSION
+
+    def test_a_call_under_an_allow_list_reads_only_the_listed_columns_and_only_for_that_call(
+        self, make: Any, spec: Any
+    ) -> None:
+        # An agent profile's allow-list (CallScope) on the pooled connection, for one call (issue 26).
+        spec.admin("CREATE TABLE people (name TEXT, salary INTEGER)")
+        spec.admin("INSERT INTO people VALUES ('Ann', 90000), ('Bo', 70000), ('Cy', 50000)")
+        db = make(pool_size=1, max_rows=2)
+        scope = CallScope(allow={"people": ["name"]})
+        got = db.fetch("SELECT name FROM people WHERE name <> :skip ORDER BY name", {"skip": "Bo"}, scope=scope)
+        assert (got.rows, got.truncated) == ([{"name": "Ann"}, {"name": "Cy"}], False)
+        capped = db.fetch("SELECT name FROM people ORDER BY name", scope=scope)
+        assert (capped.rows, capped.row_count, capped.truncated) == ([{"name": "Ann"}, {"name": "Bo"}], 2, True)
+        with pytest.raises(ConnectorError) as info:
+            db.fetch("SELECT salary FROM people", scope=scope)
+        assert info.value.category == Category.PERMISSION and "people.salary" in info.value.message
+        # The same connection, without the call's scope, reads every column again.
+        assert db.query("SELECT max(salary) AS top FROM people") == [{"top": 90000}]
+        with pytest.raises(ConnectorError) as info:
+            db.fetch("SELECT 1 AS one", scope=CallScope(role="reader"))
+        assert info.value.category == Category.CONFIG
+
+    def test_a_colon_inside_a_bracket_quoted_name_is_not_a_parameter(self, make: Any) -> None:
+        # SQLite quotes names in [brackets] too: ":b" there is part of the name, not a placeholder.
+        assert make().query("SELECT 1 AS [a:b]") == [{"a:b": 1}]
 
     def test_a_busy_query_within_the_time_limit_completes(self, make: Any) -> None:
         # Long enough for the progress handler to run many times, well inside the limit: only a query
