@@ -41,9 +41,9 @@ def _is_final(task: Any) -> bool:
 
 
 @hub_task("integrations.connect", max_retries=4, soft_time_limit=60, time_limit=90)
-def connect_integration(self: Any, integration_id: str) -> dict[str, Any]:
+def connect_integration(self: Any, integration_id: str, actor: str = "") -> dict[str, Any]:
     try:
-        result = services.connect(integration_id, final=_is_final(self))
+        result = services.connect(integration_id, final=_is_final(self), actor=actor)
     except SoftTimeLimitExceeded:
         integration = Integration.objects.filter(pk=integration_id).first()
         if integration is not None:
@@ -54,13 +54,13 @@ def connect_integration(self: Any, integration_id: str) -> dict[str, Any]:
 
 
 @hub_task("integrations.disconnect", max_retries=0, soft_time_limit=30, time_limit=60)
-def disconnect_integration(self: Any, integration_id: str) -> dict[str, Any]:
-    return services.disconnect(integration_id)
+def disconnect_integration(self: Any, integration_id: str, actor: str = "") -> dict[str, Any]:
+    return services.disconnect(integration_id, actor=actor)
 
 
 @hub_task("integrations.test", max_retries=0, soft_time_limit=60, time_limit=90)
-def test_integration(self: Any, integration_id: str) -> dict[str, Any]:
-    return services.test(integration_id)
+def test_integration(self: Any, integration_id: str, actor: str = "") -> dict[str, Any]:
+    return services.test(integration_id, actor=actor)
 
 
 @hub_task(

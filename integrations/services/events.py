@@ -146,4 +146,4 @@ def set_status(
         detail={"from": previous, "to": status},
         batch=batch,
     )
-    push("status_change", integration, status=status, ok=ok, message=message, batch=batch)
+    push("status_change", integration, status=status, ok=ok, message=message, actor=actor, batch=batch)

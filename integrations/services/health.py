@@ -35,7 +35,7 @@ def _probe(integration: Integration) -> TestResult:
     return connector.test_connection()
 
 
-def test(integration_id: str) -> dict[str, Any]:
+def test(integration_id: str, *, actor: str = "") -> dict[str, Any]:
     """Run the kind's cheapest real round trip; an event and a push. Does not change the status."""
     integration = load_integration(integration_id)
     if integration is None:
@@ -47,6 +47,7 @@ def test(integration_id: str) -> dict[str, Any]:
         record_event(
             integration,
             EventType.TEST,
+            actor=actor,
             ok=result.ok,
             latency_ms=result.latency_ms,
             message=message,
@@ -55,6 +56,7 @@ def test(integration_id: str) -> dict[str, Any]:
         push(
             "test",
             integration,
+            actor=actor,
             ok=result.ok,
             latency_ms=round(result.latency_ms, 2),
             message=message,

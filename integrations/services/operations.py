@@ -49,15 +49,18 @@ def _enqueue(
             raise Integration.DoesNotExist(f"no integration {integration_id!r}")
         if prepare is not None:
             prepare(integration)
-        operation_store.remember_operation(operation_id, operation, integration_id, actor_name(actor))
-        transaction.on_commit(lambda: _send(task_name, integration_id, operation_id), robust=False)
+        who = actor_name(actor)
+        operation_store.remember_operation(operation_id, operation, integration_id, who)
+        transaction.on_commit(lambda: _send(task_name, integration_id, operation_id, who), robust=False)
     return operation_id
 
 
-def _send(task_name: str, integration_id: str, operation_id: str) -> None:
+def _send(task_name: str, integration_id: str, operation_id: str, actor: str) -> None:
     # A signature by name runs the registered task's own apply_async (its options, eager mode in tests).
     try:
-        current_app.signature(task_name, args=[integration_id]).apply_async(task_id=operation_id)
+        # The requester's name (never a secret) goes along, so the worker's events say who asked.
+        signature = current_app.signature(task_name, args=[integration_id], kwargs={"actor": actor})
+        signature.apply_async(task_id=operation_id)
     except Exception as exc:  # the broker is down: say so on the operation instead of a 500
         log.error("could not enqueue %s for %s: %s", task_name, integration_id, type(exc).__name__)
         operation_store.fail_operation(operation_id, "the task queue (Redis) is unreachable; is the broker running?")
@@ -152,7 +155,7 @@ def _error_result(exc: ConnectorError) -> dict[str, Any]:
     }
 
 
-def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
+def connect(integration_id: str, *, final: bool = True, actor: str = "") -> dict[str, Any]:
     """Open (or reuse) this process's connector and mark the integration connected.
 
     A transient failure with ``final=False`` leaves the status ``connecting`` and returns
@@ -181,6 +184,7 @@ def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
             record_event(
                 integration,
                 EventType.CONNECT,
+                actor=actor,
                 ok=False,
                 latency_ms=latency_ms,
                 message=f"{exc.category.value}: {exc.message} (will retry)",
@@ -192,6 +196,7 @@ def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
             record_event(
                 integration,
                 EventType.CONNECT,
+                actor=actor,
                 ok=False,
                 latency_ms=latency_ms,
                 message=f"{exc.category.value}: {exc.message}",
@@ -202,7 +207,7 @@ def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
                 if (exc.category == Category.AUTH and integration.auth_type == AuthType.OAUTH2)
                 else Status.ERROR
             )
-            set_status(integration, status, message=f"{exc.category.value}: {exc.message}")
+            set_status(integration, status, message=f"{exc.category.value}: {exc.message}", actor=actor)
             Integration.objects.filter(pk=integration.pk).update(last_checked_at=timezone.now())
         return result | {"retryable": False, "status": integration.status}
     latency_ms = (time.perf_counter() - started) * 1000
@@ -213,16 +218,17 @@ def connect(integration_id: str, *, final: bool = True) -> dict[str, Any]:
         record_event(
             integration,
             EventType.CONNECT,
+            actor=actor,
             ok=True,
             latency_ms=latency_ms,
             message="connected",
             detail=test_result.details,
         )
-        set_status(integration, Status.CONNECTED, message="connected")
+        set_status(integration, Status.CONNECTED, message="connected", actor=actor)
     return {"ok": True, "status": Status.CONNECTED.value, "latency_ms": round(latency_ms, 2)}
 
 
-def disconnect(integration_id: str) -> dict[str, Any]:
+def disconnect(integration_id: str, *, actor: str = "") -> dict[str, Any]:
     """Close the connector everywhere and mark disconnected. Safe to run twice."""
     integration = load_integration(integration_id)
     close_connector(integration_id)
@@ -230,6 +236,6 @@ def disconnect(integration_id: str) -> dict[str, Any]:
         return {"ok": True, "status": Status.DISCONNECTED.value, "message": "integration not found"}
     with transaction.atomic():
         if integration.status != Status.DISCONNECTED:
-            record_event(integration, EventType.DISCONNECT, ok=True, message="disconnected")
-        set_status(integration, Status.DISCONNECTED, message="disconnected")
+            record_event(integration, EventType.DISCONNECT, ok=True, message="disconnected", actor=actor)
+        set_status(integration, Status.DISCONNECTED, message="disconnected", actor=actor)
     return {"ok": True, "status": Status.DISCONNECTED.value}

@@ -93,7 +93,7 @@
     row.appendChild(result);
     row.appendChild(el("td", { class: "num" }, event.latency_ms === null || event.latency_ms === undefined ? "—" : Hub.ms(event.latency_ms)));
     row.appendChild(el("td", {}, event.message || ""));
-    row.appendChild(el("td", {}, "—"));
+    row.appendChild(el("td", {}, event.actor || "hub"));  // "hub": a scheduled check or the hub itself
     body.insertBefore(row, body.firstChild);
     Hub.refreshTimes(row);
   }

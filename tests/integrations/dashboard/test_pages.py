@@ -307,3 +307,21 @@ def test_connect_and_disconnect_are_offered_only_when_they_can_do_something(
     assert (" disabled" in button("connect")) is connect_off
     assert (" disabled" in button("disconnect")) is disconnect_off
     assert " disabled" not in button("test")
+
+
+def test_the_event_log_names_who_asked_even_for_work_a_worker_did(
+    users: SimpleNamespace, celery_eager: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    integration = make_bamboohr(users.owner)
+    services.set_status(integration, Status.CONNECTED, message="connected")
+    client = client_as(users.owner)
+    with django_capture_on_commit_callbacks(execute=True):  # the task is sent at commit and runs inline
+        assert client.post("/integrations/hr_main/disconnect").status_code == 302
+    done = IntegrationEvent.objects.filter(integration=integration, type__in=["disconnect", "status_change"])
+    assert {(e.type, e.actor) for e in done.exclude(message="connected")} == {
+        ("disconnect", "olga"),
+        ("status_change", "olga"),
+    }
+    services.set_status(integration, Status.ERROR, message="network: refused")  # the hub's own doing
+    page = client.get("/integrations/hr_main").content.decode()
+    assert "<td>olga</td>" in page and "<td>hub</td>" in page
