@@ -12,6 +12,7 @@ import pytest
 
 from connectors import Runtime, build
 from connectors.db.base import DatabaseConnector
+from connectors.db.sqlite_authorizer import normalise
 from connectors.errors import Category, ConfigError, ConnectorError
 from tests.connectors.policies import local
 
@@ -128,3 +129,62 @@ def test_a_bad_list_is_a_config_error(make_db: Make, bad: dict[str, Any]) -> Non
     with pytest.raises(ConfigError) as info:
         make_db(bad)
     assert "allowed_columns" in str(info.value.errors) or "allowed_columns" in info.value.message
+
+
+def test_each_refusal_says_exactly_what_the_list_does_not_allow(make_db: Make) -> None:
+    # Issue 26: the agent reads these words; the connector adds only the engine's name.
+    db = make_db()
+    for sql, reason in (
+        ("SELECT salary FROM employees", "column employees.salary is not in this profile's allow-list"),
+        ("SELECT count(*) FROM payroll", "table payroll is not in this profile's allow-list"),
+        ("PRAGMA table_info(payroll)", "PRAGMA table_info is not allowed under a table allow-list"),
+    ):
+        error = _refused(db, sql)
+        assert error.message == f"SQLite: {reason}" and error.permanent, sql
+    for sql, reason in (
+        (
+            "UPDATE employees SET salary = 1",
+            "writing column employees.salary is not allowed by this profile's allow-list",
+        ),
+        ("DELETE FROM payroll", "writing table payroll is not allowed by this profile's allow-list"),
+        ("ATTACH DATABASE ':memory:' AS other", "ATTACH is not allowed under a table allow-list"),
+    ):
+        with pytest.raises(ConnectorError) as info:
+            db.execute(sql)
+        assert info.value.message == f"SQLite: {reason}", sql
+    # The refusal is forgotten once reported: the next statement that is allowed runs.
+    assert db.query("SELECT name FROM employees WHERE id = 1") == [{"name": "Ann"}]
+
+
+def test_names_are_compared_case_insensitively_and_listed_tables_take_writes(make_db: Make) -> None:
+    db = make_db({"Employees": ["ID", "Name"], "DEPARTMENTS": "*"})
+    assert db.query("SELECT id, NAME FROM EMPLOYEES WHERE Id = 2") == [{"id": 2, "name": "Bo"}]
+    assert "salary" in _refused(db, "SELECT Salary FROM employees").message.lower()
+    assert db.execute("INSERT INTO departments VALUES ('Legal', 4)") == 1
+    assert db.execute("DELETE FROM Departments WHERE name = 'Legal'") == 1
+    assert db.execute("UPDATE employees SET name = 'Ann' WHERE id = 1") == 1
+    assert [c["name"] for c in db.describe_table("departments")] == ["name", "floor"]
+    assert db.query("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'payroll'") == [{"n": 1}]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"employees": "id"}, "columns of 'employees' must be a list of names or \"*\""),
+        ({"employees": [1]}, "columns of 'employees' must be a list of names or \"*\""),
+        ({"employees": 7}, "columns of 'employees' must be a list of names or \"*\""),
+        ({"": "*"}, "table names must be non-empty strings"),
+    ],
+)
+def test_the_authorizer_itself_refuses_a_malformed_list(bad: dict[str, Any], reason: str) -> None:
+    # The config schema checks the list first; the authorizer, also built from an agent profile's
+    # list, does not rely on it (issue 26).
+    with pytest.raises(ValueError) as info:
+        normalise(bad)
+    assert str(info.value) == reason
+
+
+def test_a_schema_change_is_refused_by_its_name(make_db: Make) -> None:
+    with pytest.raises(ConnectorError) as info:
+        make_db().execute("ALTER TABLE departments ADD COLUMN x INTEGER")
+    assert info.value.message == "SQLite: ALTER TABLE is not allowed under a table allow-list"
