@@ -51,6 +51,7 @@ SAMPLES = {
     "app_label": "integrations",
     "path": f"integrations/{PRIVATE_ID}/x",
     "page": "toolcall/1/change/",  # the old admin addresses of the tools' models, redirected to /admin/tools/
+    "delivery_id": "1",  # an outbound webhook delivery (its replay)
 }
 
 

@@ -438,7 +438,9 @@ def test_oauth_bearer_still_refused_is_auth(make_bamboohr: Make) -> None:
         runtime.token_provider = provider
         connector = make_bamboohr(server, credentials={}, runtime=runtime, auth_type="oauth2")
         error = _error(lambda: connector.get_employee(1))
-        assert error.category == Category.AUTH and provider.invalidated == ["revoked-1"]
+        # Both are reported: the stale one, then the fresh one, whose refusal the provider records as the
+        # authorization itself gone (reconnect required).
+        assert error.category == Category.AUTH and provider.invalidated == ["revoked-1", "revoked-2"]
         assert server.requests == 2 and "revoked" not in error.message
 
 
