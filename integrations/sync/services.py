@@ -349,7 +349,7 @@ def _settle(delivery: OutboundDelivery, status: int, error: str, *, now: dt.date
         OutboundDelivery.objects.filter(pk=delivery.pk).update(
             state=OutboundDelivery.State.DELIVERED, delivered_at=now, last_status=status, last_error=""
         )
-        Subscription.objects.filter(pk=subscription.pk).update(failing_since=None)
+        Subscription.objects.filter(pk=subscription.pk, failing_since__isnull=False).update(failing_since=None)
         return "delivered"
     retries = delivery.attempts - 1
     give_up = retries >= len(RETRY_SCHEDULE)
